@@ -1,0 +1,238 @@
+"""Image data as whole tensors on the device: batches are index slices, never per-image PIL work.
+
+`cifar10` is the paper's data (torchvision's download with its MD5 check, converted once to a
+cached uint8 file); `fashion-mnist` gives real images offline (Debian's dataset-fashion-mnist);
+`synthetic` is a small deterministic, learnable set for tests; `auto` takes the first available.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass
+class ImageData:
+    """Normalised float images (N, C, 32, 32) and int64 labels, already on `device`."""
+
+    name: str
+    source: str  # where the pixels came from, for the book's "which data made this figure"
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int = 10
+
+    @property
+    def channels(self) -> int:
+        return self.x_train.shape[1]
+
+
+class DatasetUnavailable(RuntimeError):
+    """The named dataset is not on this machine and could not be fetched."""
+
+
+def data_root() -> Path:
+    """Where raw downloads and converted tensor files live ($BNLIB_DATA, default ~/.cache/bnlib-data)."""
+    return Path(os.environ.get("BNLIB_DATA", Path.home() / ".cache" / "bnlib-data"))
+
+
+def _save_atomic(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# --- CIFAR-10 -------------------------------------------------------------------------------
+
+def _read_cifar_archive(archive: Path) -> dict[str, np.ndarray]:
+    """Read the python-pickle batches straight out of the official tar.gz."""
+    parts: dict[str, list] = {"x_train": [], "y_train": [], "x_test": [], "y_test": []}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            base = os.path.basename(member.name)
+            if not (base.startswith("data_batch_") or base == "test_batch"):
+                continue
+            batch = pickle.load(tar.extractfile(member), encoding="bytes")
+            split = "test" if base == "test_batch" else "train"
+            parts[f"x_{split}"].append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            parts[f"y_{split}"].append(np.asarray(batch[b"labels"], dtype=np.int64))
+    if not parts["x_train"] or not parts["x_test"]:
+        raise DatasetUnavailable(f"{archive} holds no CIFAR-10 data_batch_*/test_batch files")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def cifar10_uint8(root: Path | None = None, download: bool = True, url: str = CIFAR10_URL,
+                  md5: str = CIFAR10_MD5) -> dict[str, torch.Tensor]:
+    """CIFAR-10 as uint8 tensors, converted once from the checksum-verified archive and cached."""
+    root = Path(root) if root else data_root()
+    converted = root / "cifar10-uint8.pt"
+    if converted.exists():
+        return torch.load(converted)
+    archive = root / "cifar-10-python.tar.gz"
+    from torchvision.datasets.utils import check_integrity, download_url
+
+    if not check_integrity(str(archive), md5):
+        if not download:
+            raise DatasetUnavailable(
+                f"CIFAR-10 is not in {root}; call with download=True on a machine with internet, "
+                f"or put cifar-10-python.tar.gz there (set BNLIB_DATA to choose the folder)")
+        try:
+            download_url(url, str(root), filename=archive.name, md5=md5)
+        except Exception as err:  # network errors come in many types; all mean "not available"
+            raise DatasetUnavailable(
+                f"could not download CIFAR-10 from {url} ({err}); use dataset='fashion-mnist' "
+                f"offline, or place cifar-10-python.tar.gz in {root}") from err
+        if not check_integrity(str(archive), md5):
+            raise DatasetUnavailable(f"CIFAR-10 archive {archive} failed its MD5 check ({md5})")
+    arrays = {k: torch.from_numpy(v) for k, v in _read_cifar_archive(archive).items()}
+    _save_atomic(arrays, converted)
+    return arrays
+
+
+# --- Fashion-MNIST --------------------------------------------------------------------------
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (the MNIST family's format) as uint8."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _fashion_mnist_dir(download: bool) -> Path:
+    candidates = [Path(os.environ["BNLIB_FASHION_MNIST"])] if "BNLIB_FASHION_MNIST" in os.environ else []
+    candidates += [FASHION_MNIST_DIR, data_root() / "FashionMNIST" / "raw"]
+    for folder in candidates:
+        if all((folder / f).exists() for pair in FASHION_MNIST_FILES.values() for f in pair):
+            return folder
+    if download:
+        try:
+            from torchvision.datasets import FashionMNIST
+
+            FashionMNIST(str(data_root()), train=True, download=True)
+            FashionMNIST(str(data_root()), train=False, download=True)
+            return data_root() / "FashionMNIST" / "raw"
+        except Exception as err:
+            raise DatasetUnavailable(
+                f"Fashion-MNIST not found in {[str(c) for c in candidates]} and the download failed "
+                f"({err}); install it offline with `apt-get install dataset-fashion-mnist`") from err
+    raise DatasetUnavailable(
+        f"Fashion-MNIST not found in {[str(c) for c in candidates]}; install it with "
+        f"`apt-get install dataset-fashion-mnist` or allow download=True")
+
+
+def fashion_mnist_uint8(download: bool = True) -> tuple[dict[str, torch.Tensor], str]:
+    """Fashion-MNIST as uint8 (N, 1, 32, 32): the 28x28 images zero-padded by 2 to CIFAR's size."""
+    folder = _fashion_mnist_dir(download)
+    arrays = {}
+    for split, (images, labels) in FASHION_MNIST_FILES.items():
+        x = np.pad(_read_idx(folder / images), ((0, 0), (2, 2), (2, 2)))[:, None]
+        arrays[f"x_{split}"] = torch.from_numpy(x.copy())
+        arrays[f"y_{split}"] = torch.from_numpy(_read_idx(folder / labels).astype(np.int64))
+    return arrays, str(folder)
+
+
+# --- synthetic ------------------------------------------------------------------------------
+
+def synthetic_uint8(n_train: int = 1024, n_test: int = 512, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Ten fixed random 'prototype' images plus noise: deterministic and learnable in a few steps."""
+    gen = torch.Generator().manual_seed(seed)
+    prototypes = torch.rand(10, 1, 32, 32, generator=gen) * 255
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 10, (n,), generator=gen)
+        x = prototypes[y] * 0.6 + torch.rand(n, 1, 32, 32, generator=gen) * 255 * 0.4
+        return x.round().to(torch.uint8), y
+
+    x_train, y_train = split(n_train)
+    x_test, y_test = split(n_test)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+# --- public entry point ---------------------------------------------------------------------
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed (first-n) subset, so every run of a profile sees the same images."""
+    if n is None or n >= len(x):
+        return x, y
+    return x[:n], y[:n]
+
+
+def _fetch(name: str, download: bool) -> tuple[dict[str, torch.Tensor], str]:
+    if name == "cifar10":
+        return cifar10_uint8(download=download), f"CIFAR-10 ({data_root()})"
+    if name == "fashion-mnist":
+        arrays, folder = fashion_mnist_uint8(download=download)
+        return arrays, f"Fashion-MNIST ({folder}), 28x28 padded to 32x32"
+    return synthetic_uint8(), "synthetic prototypes + noise (bnlib.data.synthetic_uint8)"
+
+
+def resolve_name(name: str = "auto", download: bool = True) -> str:
+    """The dataset `name` stands for: `auto` is the first of cifar10, fashion-mnist, synthetic found."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; allowed: {list(DATASETS)}")
+    if name != "auto":
+        return name
+    for candidate in ("cifar10", "fashion-mnist"):
+        try:
+            _fetch_cached(candidate, download)
+            return candidate
+        except DatasetUnavailable:
+            continue
+    return "synthetic"
+
+
+_MEMORY: dict[tuple[str, bool], tuple[dict[str, torch.Tensor], str]] = {}
+
+
+def _fetch_cached(name: str, download: bool) -> tuple[dict[str, torch.Tensor], str]:
+    """Reading and unpacking is the slow part; do it once per process."""
+    key = (name, download if name != "synthetic" else True)
+    if key not in _MEMORY:
+        _MEMORY[key] = _fetch(name, download)
+    return _MEMORY[key]
+
+
+def load(name: str = "auto", device: str | torch.device = "cpu", n_train: int | None = None,
+         n_test: int | None = None, download: bool = True) -> ImageData:
+    """Load a dataset as normalised float tensors on `device` (per-channel mean/std of its train split)."""
+    resolved = resolve_name(name, download)
+    arrays, source = _fetch_cached(resolved, download)
+    x_train, y_train = _subset(arrays["x_train"], arrays["y_train"], n_train)
+    x_test, y_test = _subset(arrays["x_test"], arrays["y_test"], n_test)
+    x_float = x_train.float()
+    mean = x_float.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_float.std(dim=(0, 2, 3), keepdim=True)
+
+    def prep(x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - mean) / std).to(device)
+
+    return ImageData(resolved, source, prep(x_train), y_train.to(device), prep(x_test), y_test.to(device))
+
+
+def regression_data(n_points: int, dim: int = 10, seed: int = 0,
+                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DLN task: x ~ N(0, I), target A x with A i.i.d. Gaussian. Returns (x, A x, A)."""
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(dim, dim, generator=gen)
+    x = torch.randn(n_points, dim, generator=gen)
+    return x.to(device), (x @ a.T).to(device), a.to(device)

@@ -1,0 +1,83 @@
+"""Named run scales, so one notebook serves a test (smoke), a laptop (cpu) and the paper (paper).
+
+Resolution order: an explicit name, then the BNLIB_PROFILE environment variable, then the
+hardware (`paper` when CUDA is available, `cpu` otherwise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every scale knob a chapter needs; the paper's values live in PROFILES['paper']."""
+
+    name: str
+    # VGG on images
+    vgg_width: float  # channel multiplier on the VGG-16 widths (1.0 = 64..512 channels)
+    vgg_steps: int  # SGD steps per run (paper: 15,000)
+    batch_size: int  # paper: 128
+    n_train: int | None  # training images used (None = the whole split)
+    n_test: int | None  # test images used for evaluation (None = the whole split)
+    eval_every: int  # steps between accuracy evaluations
+    probe_every: int  # steps between probe measurements (histograms, ICS, landscape)
+    # deep linear network
+    dln_steps: int  # full-batch GD steps (paper: 10,000)
+    dln_points: int  # dataset size = batch (paper: 1000)
+    dln_probe_every: int
+    # short runs behind the interactive controls
+    widget_steps: int
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "name":
+                continue
+            if value is None and field.name in ("n_train", "n_test"):
+                continue
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"profile field {field.name!r} must be a positive number, got {value!r}")
+        if self.n_train is not None and self.n_train < self.batch_size:
+            raise ValueError(f"profile field 'n_train' ({self.n_train}) must be >= batch_size ({self.batch_size})")
+
+    def replace(self, **changes: object) -> Profile:
+        """A copy with some knobs changed (validated like the original)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            allowed = [f.name for f in dataclasses.fields(self)]
+            raise ValueError(f"unknown profile field(s) {sorted(unknown)}; allowed: {allowed}")
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", vgg_width=1 / 16, vgg_steps=24, batch_size=32, n_train=512, n_test=256,
+        eval_every=8, probe_every=8, dln_steps=60, dln_points=200, dln_probe_every=20, widget_steps=8,
+    ),
+    "cpu": Profile(
+        name="cpu", vgg_width=1 / 8, vgg_steps=600, batch_size=128, n_train=None, n_test=2000,
+        eval_every=50, probe_every=50, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
+        widget_steps=150,
+    ),
+    "paper": Profile(
+        name="paper", vgg_width=1.0, vgg_steps=15_000, batch_size=128, n_train=None, n_test=None,
+        eval_every=500, probe_every=500, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
+        widget_steps=1000,
+    ),
+}
+
+
+def resolve(name: str | Profile | None = None) -> Profile:
+    """The profile to use: explicit name, else $BNLIB_PROFILE, else by hardware."""
+    if isinstance(name, Profile):
+        return name
+    if name is None or name == "":
+        name = os.environ.get("BNLIB_PROFILE") or ("paper" if torch.cuda.is_available() else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {sorted(PROFILES)} (argument or BNLIB_PROFILE)")
+    return PROFILES[name]
