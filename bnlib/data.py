@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import socket
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+DOWNLOAD_TIMEOUT_S = 30
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -94,12 +96,16 @@ def cifar10_uint8(root: Path | None = None, download: bool = True, url: str = CI
             raise DatasetUnavailable(
                 f"CIFAR-10 is not in {root}; call with download=True on a machine with internet, "
                 f"or put cifar-10-python.tar.gz there (set BNLIB_DATA to choose the folder)")
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # an offline machine must fail fast, not hang
         try:
             download_url(url, str(root), filename=archive.name, md5=md5)
         except Exception as err:  # network errors come in many types; all mean "not available"
             raise DatasetUnavailable(
                 f"could not download CIFAR-10 from {url} ({err}); use dataset='fashion-mnist' "
                 f"offline, or place cifar-10-python.tar.gz in {root}") from err
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
         if not check_integrity(str(archive), md5):
             raise DatasetUnavailable(f"CIFAR-10 archive {archive} failed its MD5 check ({md5})")
     arrays = {k: torch.from_numpy(v) for k, v in _read_cifar_archive(archive).items()}
@@ -202,13 +208,20 @@ def resolve_name(name: str = "auto", download: bool = True) -> str:
 
 
 _MEMORY: dict[tuple[str, bool], tuple[dict[str, torch.Tensor], str]] = {}
+_UNAVAILABLE: dict[tuple[str, bool], DatasetUnavailable] = {}
 
 
 def _fetch_cached(name: str, download: bool) -> tuple[dict[str, torch.Tensor], str]:
-    """Reading and unpacking is the slow part; do it once per process."""
+    """Reading and unpacking is the slow part, and a failed download is slow too: do each once per process."""
     key = (name, download if name != "synthetic" else True)
+    if key in _UNAVAILABLE:
+        raise _UNAVAILABLE[key]
     if key not in _MEMORY:
-        _MEMORY[key] = _fetch(name, download)
+        try:
+            _MEMORY[key] = _fetch(name, download)
+        except DatasetUnavailable as err:
+            _UNAVAILABLE[key] = err
+            raise
     return _MEMORY[key]
 
 
