@@ -99,7 +99,7 @@ def cifar10_uint8(root: Path | None = None, download: bool = True, url: str = CI
         previous_timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # an offline machine must fail fast, not hang
         try:
-            download_url(url, str(root), filename=archive.name, md5=md5)
+            download_url(url, str(root), filename=archive.name)  # MD5 checked below, with our message
         except Exception as err:  # network errors come in many types; all mean "not available"
             raise DatasetUnavailable(
                 f"could not download CIFAR-10 from {url} ({err}); use dataset='fashion-mnist' "
@@ -107,7 +107,9 @@ def cifar10_uint8(root: Path | None = None, download: bool = True, url: str = CI
         finally:
             socket.setdefaulttimeout(previous_timeout)
         if not check_integrity(str(archive), md5):
-            raise DatasetUnavailable(f"CIFAR-10 archive {archive} failed its MD5 check ({md5})")
+            archive.unlink(missing_ok=True)
+            raise DatasetUnavailable(f"downloaded CIFAR-10 archive failed its MD5 check (expected {md5}); "
+                                     f"removed it, try again")
     arrays = {k: torch.from_numpy(v) for k, v in _read_cifar_archive(archive).items()}
     _save_atomic(arrays, converted)
     return arrays

@@ -36,7 +36,8 @@ def code_fingerprint(probes: Sequence[Probe] = ()) -> str:
     files |= {Path(inspect.getsourcefile(type(p))).resolve() for p in probes}
     digest = hashlib.sha256()
     for f in sorted(files):
-        digest.update(f.relative_to(_PACKAGE_DIR).as_posix().encode())
+        inside = f.is_relative_to(_PACKAGE_DIR)  # probes defined elsewhere are keyed by file name
+        digest.update((f.relative_to(_PACKAGE_DIR).as_posix() if inside else f.name).encode())
         digest.update(f.read_bytes())
     return digest.hexdigest()[:16]
 

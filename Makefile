@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make book` builds the book, `make test` runs the tests.
+# Both create the virtual environment (.venv) and install the pinned requirements first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# Runs are cached here, shared by every chapter and kept between builds.
+export BNLIB_CACHE ?= $(CURDIR)/.bnlib-cache
+
+.PHONY: book test venv data lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# Real images offline: install Debian's Fashion-MNIST when no real dataset is present and we can.
+data:
+	@if [ -f "$(FASHION_MNIST)" ] || [ -f "$${BNLIB_DATA:-$$HOME/.cache/bnlib-data}/cifar10-uint8.pt" ]; then \
+	  echo "data: real images present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "data: installing dataset-fashion-mnist (Debian)"; \
+	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)); \
+	else \
+	  echo "data: no real dataset here and apt is not usable; CIFAR-10 will be downloaded if the internet is reachable"; \
+	fi
+
+book: venv data
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+test: venv
+	$(BIN)/ruff check bnlib tests
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check bnlib tests
+
+clean:
+	rm -rf _build

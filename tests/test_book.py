@@ -1,0 +1,77 @@
+"""The book as a user builds it: `jupyter-book build` with warnings as errors, and papermill runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def _jupyter_book(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BNLIB_PROFILE": os.environ.get("BNLIB_PROFILE", "smoke")}
+    return subprocess.run([str(BIN / "jupyter-book"), "build", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=1800)
+
+
+def test_notebooks_are_stored_without_outputs_and_have_one_parameters_cell():
+    for path in CHAPTERS:
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} has outputs"
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+        assert "profile" in tagged[0].source
+
+
+def test_every_chapter_is_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in toc, f"{path.name} is missing from _toc.yml"
+
+
+def test_papermill_injects_parameters(tmp_path):
+    out = tmp_path / "out.ipynb"
+    chapter = ROOT / "chapters" / "06_theory_checks.ipynb"
+    result = subprocess.run([str(BIN / "papermill"), str(chapter), str(out), "-p", "profile", "smoke",
+                             "-p", "seed", "3"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    nb = json.loads(out.read_text())
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "seed = 3" in "".join(injected[0]["source"])
+
+
+def test_a_failing_cell_fails_the_build(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    shutil.copy(ROOT / "_config.yml", book / "_config.yml")
+    (book / "references.bib").write_text((ROOT / "references.bib").read_text())
+    (book / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: broken\n")
+    (book / "index.md").write_text("# Test book\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Broken"), nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, book / "broken.ipynb")
+    result = _jupyter_book(".", "-W", "-n", "--keep-going", cwd=book)
+    assert result.returncode != 0
+    assert "boom" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_book_builds_without_warnings(tmp_path):
+    """The README's build command (jupyter-book build . -W) succeeds, into a scratch folder."""
+    result = _jupyter_book(".", "-W", "-n", "--keep-going", "--path-output", str(tmp_path), cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    html = tmp_path / "_build" / "html"
+    landing = (html / "index.html").read_text()
+    assert "How Does Batch Normalization Help Optimization?" in landing
+    assert "Santurkar" in landing
+    for path in CHAPTERS:
+        assert (html / "chapters" / f"{path.stem}.html").exists(), path.stem

@@ -1,0 +1,41 @@
+import pytest
+
+from bnlib import profiles
+
+
+def test_explicit_name_wins_over_environment(monkeypatch):
+    monkeypatch.setenv("BNLIB_PROFILE", "cpu")
+    assert profiles.resolve("smoke").name == "smoke"
+    assert profiles.resolve(None).name == "cpu"
+
+
+def test_hardware_default_without_environment(monkeypatch):
+    monkeypatch.delenv("BNLIB_PROFILE", raising=False)
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
+    assert profiles.resolve().name == "cpu"
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: True)
+    assert profiles.resolve().name == "paper"
+
+
+def test_paper_profile_has_the_papers_settings():
+    p = profiles.PROFILES["paper"]
+    assert (p.vgg_width, p.batch_size, p.vgg_steps) == (1.0, 128, 15_000)
+    assert (p.dln_steps, p.dln_points) == (10_000, 1000)
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*allowed"):
+        profiles.resolve("huge")
+    monkeypatch.setenv("BNLIB_PROFILE", "nope")
+    with pytest.raises(ValueError, match="BNLIB_PROFILE"):
+        profiles.resolve()
+
+
+def test_bad_values_are_rejected():
+    smoke = profiles.PROFILES["smoke"]
+    with pytest.raises(ValueError, match="vgg_steps"):
+        smoke.replace(vgg_steps=0)
+    with pytest.raises(ValueError, match="n_train"):
+        smoke.replace(n_train=4)
+    with pytest.raises(ValueError, match="unknown profile field"):
+        smoke.replace(depth=3)

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from bnlib.probes.base import Probe, StepContext
+from bnlib.train import RunConfig, batch_indices, build_task, train
+
+
+def test_same_seed_same_run_on_cpu(tiny_vgg):
+    a = train(tiny_vgg, progress=False, device="cpu")
+    b = train(tiny_vgg, progress=False, device="cpu")
+    assert torch.equal(a["step_loss"], b["step_loss"])
+    assert a["evals"] == [dict(r) for r in b["evals"]]
+    c = train(tiny_vgg.replace(seed=1), progress=False, device="cpu")
+    assert not torch.equal(a["step_loss"], c["step_loss"])
+
+
+def test_history_records_losses_and_evals_at_the_cadence(tiny_vgg):
+    h = train(tiny_vgg, progress=False)
+    assert torch.isfinite(h["step_loss"]).all() and len(h["step_loss"]) == tiny_vgg.steps
+    assert [r["step"] for r in h["evals"]] == [0, 4, 8, 12]
+    assert {"train_acc", "test_acc", "train_loss", "test_loss"} <= set(h["evals"][0])
+    assert h["diverged_at"] is None and h["steps_done"] == tiny_vgg.steps
+    assert h["dataset"] == "synthetic"
+
+
+def test_vgg_learns_the_synthetic_task():
+    config = RunConfig(model="vgg", norm="batch", lr=0.1, steps=40, batch_size=32, width=1 / 16,
+                       dataset="synthetic", n_train=512, n_test=256, eval_every=20)
+    h = train(config, progress=False)
+    assert h["evals"][-1]["test_acc"] > 0.5 > h["evals"][0]["test_acc"]
+
+
+@pytest.mark.parametrize("norm", ["none", "noisy"])
+def test_resume_ends_exactly_where_an_uninterrupted_run_does(tiny_vgg, tmp_path, norm):
+    config = tiny_vgg.replace(norm=norm)
+    full = train(config, progress=False, checkpoint=tmp_path / "full.pt", checkpoint_every=3)
+    ckpt = tmp_path / "resumed.pt"
+    part = train(config, progress=False, checkpoint=ckpt, checkpoint_every=3, stop_after=7)
+    assert part["steps_done"] == 7 and ckpt.exists()
+    resumed = train(config, progress=False, checkpoint=ckpt, checkpoint_every=3)
+    assert torch.equal(full["step_loss"], resumed["step_loss"])
+    assert full["evals"] == resumed["evals"]
+
+
+def test_interruption_keeps_a_checkpoint_and_resumes(tiny_dln, tmp_path):
+    class Interrupt(Probe):
+        name = "interrupt"
+
+        def measure(self, ctx: StepContext) -> dict:
+            if ctx.step == 9:
+                raise KeyboardInterrupt
+            return {}
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_dln, [Interrupt(every=1)], progress=False, checkpoint=ckpt, checkpoint_every=100)
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["history"]["steps_done"] == 9
+    assert torch.isfinite(saved["history"]["step_loss"][:9]).all()
+    resumed = train(tiny_dln, progress=False, checkpoint=ckpt)
+    uninterrupted = train(tiny_dln, progress=False)
+    assert torch.equal(resumed["step_loss"], uninterrupted["step_loss"])
+
+
+def test_divergence_is_recorded_with_its_step_not_raised():
+    config = RunConfig(model="dln", norm="none", lr=1.0, steps=50, dln_points=64, dln_depth=6, dln_dim=4,
+                       eval_every=10)
+    h = train(config, progress=False)
+    assert h["diverged_at"] is not None and 0 < h["diverged_at"] < 50
+    assert not torch.isfinite(h["step_loss"][h["diverged_at"]])
+    assert torch.isfinite(h["step_loss"][: h["diverged_at"]]).all()
+    assert h["steps_done"] <= 50
+
+
+def test_probe_hook_sees_gradients_before_the_update(tiny_dln):
+    seen = []
+
+    class Recorder(Probe):
+        name = "recorder"
+
+        def measure(self, ctx: StepContext) -> dict:
+            grad = ctx.model.layer(1).weight.grad
+            seen.append(ctx.step)
+            return {"grad_norm": float(grad.norm()), "lr": ctx.lr}
+
+    h = train(tiny_dln, [Recorder(every=5)], progress=False)
+    assert seen == [0, 5, 10, 15]
+    assert [r["step"] for r in h["probes"]["recorder"]] == seen
+    assert all(r["grad_norm"] > 0 for r in h["probes"]["recorder"])
+
+
+def test_batches_are_seeded_epoch_permutations():
+    first = [batch_indices(100, 10, s, seed=0, device=torch.device("cpu")) for s in range(10)]
+    assert sorted(torch.cat(first).tolist()) == list(range(100))  # one epoch covers every index once
+    assert torch.equal(batch_indices(100, 10, 13, 0, torch.device("cpu")),
+                       batch_indices(100, 10, 13, 0, torch.device("cpu")))
+
+
+def test_same_seed_same_initialisation(tiny_vgg):
+    a, b = build_task(tiny_vgg), build_task(tiny_vgg)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"lr": -0.1}, "lr must be a positive"),
+    ({"lr": float("nan")}, "lr must be a positive"),
+    ({"steps": 0}, "steps must be an int >= 1"),
+    ({"norm": "layer"}, "unknown norm 'layer'"),
+    ({"model": "resnet"}, "model must be one of"),
+    ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
+    ({"momentum": -1.0}, "momentum"),
+])
+def test_bad_config_is_a_clear_error(change, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**change)
+
+
+def test_bad_probe_cadence_is_a_clear_error():
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        Probe(every=0)
