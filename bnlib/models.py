@@ -80,8 +80,8 @@ class NoisyBatchNorm(nn.Module):
 class LpNorm(nn.Module):
     """Section 3.3's l_p normalisation: subtract the batch mean, divide by the batch l_p scale.
 
-    For unit j over its m samples y_ij: z = gamma (y - mean(y)) / (s_p + eps) + beta with
-    s_p = (mean_i |y_ij|^p)^(1/p) for p = 1, 2 and s_inf = max_i |y_ij|, taken on y before the
+    For unit j over its m samples y_ij: ``z = gamma (y - mean(y)) / (s_p + eps) + beta`` with
+    ``s_p = (mean_i |y_ij|^p)^(1/p)`` for p = 1, 2 and ``s_inf = max_i |y_ij|``, taken on y before the
     mean is removed (as the paper says). Running averages of mean and s_p serve evaluation.
     """
 
@@ -104,7 +104,8 @@ class LpNorm(nn.Module):
             if self.p == float("inf"):
                 scale = ax.amax(dim=dims)
             else:
-                scale = ax.pow(self.p).mean(dim=dims).pow(1 / self.p)
+                # clamp: a unit that is 0 on the whole batch would give 0^(1/p - 1) = inf and NaN grads
+                scale = ax.pow(self.p).mean(dim=dims).clamp_min(torch.finfo(x.dtype).tiny).pow(1 / self.p)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_scale.lerp_(scale.detach(), self.momentum)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import tqdm.auto
+import tqdm.std
 from torch import nn
-from tqdm.auto import tqdm
 
 from bnlib import data as bdata
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
+from bnlib.widgets import in_kernel_with_widgets
 
 MODELS = ("vgg", "dln")
 
@@ -226,7 +228,9 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     model.train()
     began = time.perf_counter() - history["seconds"]
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    bar = tqdm(range(start, end), initial=start, total=config.steps, disable=not progress,
+    # a widget bar only where a person watches; in builds it would leave dead widget state in pages
+    bar_class = tqdm.auto.tqdm if in_kernel_with_widgets() else tqdm.std.tqdm
+    bar = bar_class(range(start, end), initial=start, total=config.steps, disable=not progress,
                desc=f"{config.model}/{config.norm} lr={config.lr:g}", leave=False)
     step = start
     try:
