@@ -1,4 +1,6 @@
 # Two commands for a newcomer: `make book` builds the book, `make test` runs the tests.
+# `make paper` reproduces the whole book at the paper's scale (a GPU machine): every chapter through
+# papermill into _build/executed/paper/ (resumable), then the book from the same cached runs.
 # Both create the virtual environment (.venv) and install the pinned requirements first.
 
 PYTHON ?= python3
@@ -8,7 +10,9 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # Runs are cached here, shared by every chapter and kept between builds.
 export BNLIB_CACHE ?= $(CURDIR)/.bnlib-cache
 
-.PHONY: book test venv data lint clean
+PROFILE ?= paper
+
+.PHONY: book test venv data lint clean paper colab
 
 venv: $(VENV)/.installed
 
@@ -36,6 +40,14 @@ book: venv data
 test: venv
 	$(BIN)/ruff check bnlib tests
 	$(BIN)/python -m pytest -q
+
+paper: venv data
+	$(BIN)/python -m bnlib.reproduce --profile $(PROFILE)
+	BNLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . -W -n --keep-going
+
+# After changing repository.url in _config.yml: copy it into the chapters' Colab cells and the README.
+colab: venv
+	$(BIN)/python -m bnlib.stamp_colab
 
 lint: venv
 	$(BIN)/ruff check bnlib tests

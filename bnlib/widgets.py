@@ -19,18 +19,28 @@ from matplotlib.figure import Figure
 
 
 def in_kernel_with_widgets() -> bool:
-    """True in a live Jupyter/Colab front end (not under papermill, nbval or a book build)."""
+    """True where a person is at a live front end (Colab, or a kernel a Jupyter server started).
+
+    False under papermill, nbval and the book build (kernels started by nbclient have no
+    JPY_SESSION_NAME): there a live widget would only leave widget state in the notebook, which
+    makes myst-nb load the widget manager from a CDN. BNLIB_STATIC_ONLY=1 forces False,
+    BNLIB_LIVE=1 forces True (e.g. for a front end that sets neither marker, such as VS Code).
+    """
     import os
+    import sys
 
     if os.environ.get("BNLIB_STATIC_ONLY"):
         return False
+    if os.environ.get("BNLIB_LIVE"):
+        return True
+    if "google.colab" in sys.modules:
+        return True
     try:
         from IPython import get_ipython
-
-        shell = get_ipython()
     except ImportError:
         return False
-    return shell is not None and type(shell).__name__ in ("ZMQInteractiveShell", "Shell")
+    shell = get_ipython()
+    return type(shell).__name__ == "ZMQInteractiveShell" and bool(os.environ.get("JPY_SESSION_NAME"))
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> str:
@@ -41,6 +51,14 @@ def figure_png(fig: Figure, dpi: int = 90) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+# The handler is inline (no <script> element, no global name) so it survives every renderer that keeps
+# HTML attributes: the built book, Jupyter, Colab. It must contain no double quote (it sits in one).
+_ONINPUT = ("var box=this.closest('.bnlib-stepper'),v=this.value;"
+            "box.querySelectorAll('img[data-index]').forEach(function(im){var on=im.dataset.index==v;"
+            "im.style.display=on?'':'none';if(on){box.querySelector('.bnlib-stepper-value').textContent="
+            "im.dataset.value;}});")
+
+
 def static_stepper_html(label: str, values: Sequence[Any], render: Callable[[Any], Figure],
                         start: int = 0) -> str:
     """HTML of a slider over `values` that swaps between pre-rendered figures client-side."""
@@ -49,20 +67,20 @@ def static_stepper_html(label: str, values: Sequence[Any], render: Callable[[Any
     if not 0 <= start < len(values):
         raise ValueError(f"static_stepper_html: start must be in 0..{len(values) - 1}, got {start}")
     uid = "bnlib-" + uuid.uuid4().hex[:8]
+    esc_label = html.escape(label)
     images = []
     for i, value in enumerate(values):
         png = figure_png(render(value))
-        hidden = "" if i == start else ' style="display:none"'
-        images.append(f'<img class="{uid}-frame" data-index="{i}" alt="{html.escape(label)} = '
-                      f'{html.escape(str(value))}" src="data:image/png;base64,{png}"{hidden}>')
-    names = "[" + ",".join('"' + html.escape(str(v)) + '"' for v in values) + "]"
-    return f"""<div class="bnlib-stepper" id="{uid}">
-<label>{html.escape(label)}: <input type="range" min="0" max="{len(values) - 1}" step="1" value="{start}"
- oninput="(function(v){{var names={names};document.querySelectorAll('.{uid}-frame').forEach(function(im){{
- im.style.display = (im.dataset.index == v) ? '' : 'none';}});
- document.getElementById('{uid}-value').textContent = names[v];}})(this.value)">
-<span id="{uid}-value">{html.escape(str(values[start]))}</span></label>
-<div>{''.join(images)}</div></div>"""
+        style = "max-width:100%" if i == start else "max-width:100%;display:none"
+        shown = html.escape(str(value))
+        images.append(f'<img data-index="{i}" data-value="{shown}" alt="{esc_label} = {shown}" '
+                      f'style="{style}" src="data:image/png;base64,{png}">')
+    assert '"' not in _ONINPUT
+    return (f'<div class="bnlib-stepper" id="{uid}">\n'
+            f'<label>{esc_label}: <input type="range" min="0" max="{len(values) - 1}" step="1" '
+            f'value="{start}" aria-label="{esc_label}" oninput="{_ONINPUT}"> '
+            f'<b class="bnlib-stepper-value">{html.escape(str(values[start]))}</b></label>\n'
+            f'<div>{"".join(images)}</div></div>')
 
 
 def static_stepper(label: str, values: Sequence[Any], render: Callable[[Any], Figure], start: int = 0) -> Any:

@@ -1,10 +1,14 @@
 """The book as a user builds it: `jupyter-book build` with warnings as errors, and papermill runs."""
 
+import atexit
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -19,6 +23,16 @@ def _jupyter_book(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "BNLIB_PROFILE": os.environ.get("BNLIB_PROFILE", "smoke")}
     return subprocess.run([str(BIN / "jupyter-book"), "build", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1800)
+
+
+@functools.cache
+def built_book() -> tuple[subprocess.CompletedProcess, Path]:
+    """The README's build command (jupyter-book build . -W -n), run ONCE per test session into a scratch
+    folder; the build test and the browser test (tests/test_browser.py) share it. Returns (result, html dir)."""
+    out = Path(tempfile.mkdtemp(prefix="bnlib-book-"))
+    atexit.register(shutil.rmtree, out, True)
+    result = _jupyter_book(".", "-W", "-n", "--keep-going", "--path-output", str(out), cwd=ROOT)
+    return result, out / "_build" / "html"
 
 
 def test_notebooks_are_stored_without_outputs_and_have_one_parameters_cell():
@@ -65,13 +79,56 @@ def test_a_failing_cell_fails_the_build(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_book_builds_without_warnings(tmp_path):
+def test_the_book_builds_without_warnings():
     """The README's build command (jupyter-book build . -W) succeeds, into a scratch folder."""
-    result = _jupyter_book(".", "-W", "-n", "--keep-going", "--path-output", str(tmp_path), cwd=ROOT)
+    result, html = built_book()
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    html = tmp_path / "_build" / "html"
     landing = (html / "index.html").read_text()
     assert "How Does Batch Normalization Help Optimization?" in landing
     assert "Santurkar" in landing
     for path in CHAPTERS:
         assert (html / "chapters" / f"{path.stem}.html").exists(), path.stem
+
+
+@pytest.mark.slow
+def test_the_landing_page_shows_the_computed_scoreboard():
+    result, html = built_book()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    landing = (html / "index.html").read_text()
+    table = re.search(r'<table class="bnlib-claims"[^>]*>.*?</table>', landing, re.S)
+    assert table, "no scoreboard table on the landing page"
+    rows = re.findall(r"<tr><td><code[^>]*>([^<]+)</code>", table.group(0))
+    assert rows and len(rows) == len(set(rows)), f"claim ids missing or repeated: {rows}"
+    # every row links to a chapter page that exists, every chapter's claims module is on the board,
+    # and the page says how it was computed
+    links = re.findall(r'href="(chapters/[^"]+\.html)"', table.group(0))
+    assert len(links) == len(rows) and all((html / link).exists() for link in links), links
+    assert "Not yet on the board" not in landing
+    profile = os.environ.get("BNLIB_PROFILE", "smoke")
+    assert f"Profile <code>{profile}</code>" in landing and "device:" in landing
+    assert "Traceback" not in landing
+
+
+@pytest.mark.slow
+def test_every_page_has_a_title_a_colab_link_and_loads_no_script_from_the_network():
+    from bnlib.stamp_colab import repository
+
+    result, html = built_book()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    repo = repository(ROOT)
+    for path in CHAPTERS:
+        page = (html / "chapters" / f"{path.stem}.html").read_text()
+        assert re.search(r"<h1>[^<]+", page), f"{path.stem}: no title"
+        links = set(re.findall(r'href="(https://colab[^"]+)"', page))
+        assert links == {repo.colab_link(f"chapters/{path.name}")}, f"{path.stem}: Colab launch link {links}"
+    for page in [html / "index.html", *sorted((html / "chapters").glob("*.html"))]:
+        text = page.read_text()
+        # no widget manager / require.js (myst-nb adds them from a CDN when a notebook holds widget state,
+        # e.g. from tqdm's notebook progress bars, unless _config.yml's nb_ipywidgets_js is empty)
+        for pattern in ("require.min.js", "html-manager", "embed-amd"):
+            assert pattern not in text, f"{page.name} loads {pattern}"
+        remote = re.findall(r'<script[^>]*src="(https?://[^"]+)"', text)
+        assert not remote, f"{page.name} loads scripts from the network: {remote}"
+        # formulas (in the text, or in a chapter title in the navigation): MathJax from the book itself
+        assert re.search(r'src="(\.\./)?_static/mathjax/tex-mml-chtml\.js"', text), f"{page.name}: no MathJax"
+    assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
