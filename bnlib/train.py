@@ -225,6 +225,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
             _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
                           "history": history}, checkpoint)
 
+    batch_size = config.batch_size if classify else len(task.x_train)  # the DLN is full-batch GD
     model.train()
     began = time.perf_counter() - history["seconds"]
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
@@ -243,7 +244,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
                     break
                 do_eval(step)
                 bar.set_postfix(loss=f"{history['step_loss'][step - 1].item():.3g}" if step else "-")
-            idx = batch_indices(len(task.x_train), config.batch_size, step, config.seed, device)
+            idx = batch_indices(len(task.x_train), batch_size, step, config.seed, device)
             x, y = task.x_train[idx], task.y_train[idx]
             wanted = [p for p in probes if p.wants(step)]
             rng = rng_state() if wanted else {}

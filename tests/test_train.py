@@ -118,3 +118,17 @@ def test_bad_config_is_a_clear_error(change, message):
 def test_bad_probe_cadence_is_a_clear_error():
     with pytest.raises(ValueError, match="every must be an int >= 1"):
         Probe(every=0)
+
+
+def test_dln_trains_full_batch_whatever_batch_size_says(tiny_dln):
+    sizes = []
+
+    class BatchSize(Probe):
+        name = "batch_size"
+
+        def measure(self, ctx: StepContext) -> dict:
+            sizes.append(len(ctx.x))
+            return {}
+
+    train(tiny_dln.replace(batch_size=8), [BatchSize(every=7)], progress=False)
+    assert sizes and all(n == tiny_dln.dln_points for n in sizes)
