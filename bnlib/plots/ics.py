@@ -1,0 +1,104 @@
+"""Figure 3 (ICS in the optimisation view, VGG and DLN) and Figure 9 (DLN layer-input distributions).
+
+Figure 3 puts, for each learning rate (one row each), the training accuracy (VGG) or loss (DLN)
+beside ||G - G'||_2 on a log axis and cos(G, G') for two layers, Standard against +BN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bnlib.plots.distributions import COLOURS, accuracy_curve, distributions, label
+from bnlib.probes.ics import ics_series
+
+RunMap = Mapping[tuple[str, float], Mapping[str, Any]]
+
+
+def _lrs_and_norms(runs: RunMap) -> tuple[list[float], list[str]]:
+    if not runs:
+        raise ValueError("runs must not be empty: a {(norm, lr): history} mapping")
+    lrs = sorted({lr for _, lr in runs}, reverse=True)
+    norms = [n for n in ("none", "batch") if any(k[0] == n for k in runs)] + sorted(
+        {n for n, _ in runs} - {"none", "batch"})
+    return lrs, norms
+
+
+def _progress_panel(ax: Axes, history: Mapping[str, Any], norm: str, model: str) -> None:
+    colour = COLOURS.get(norm, "black")
+    if model == "vgg":
+        steps, acc = accuracy_curve(history, "train")
+        ax.plot(steps, 100 * acc, color=colour, label=label(norm), marker="o" if len(steps) < 8 else None)
+        ax.set_ylabel("Training accuracy (%)")
+        ax.set_ylim(0, 100)
+    else:
+        loss = np.asarray(history["step_loss"][:history["steps_done"]], dtype=float)
+        ax.plot(np.arange(len(loss)), loss, color=colour, lw=1, label=label(norm))
+        ax.set_yscale("log")
+        ax.set_ylabel("Training loss")
+    if history.get("diverged_at") is not None:
+        ax.axvline(history["diverged_at"], color=colour, ls=":", lw=0.8)
+
+
+def _ics_panels(ax_l2: Axes, ax_cos: Axes, history: Mapping[str, Any], norm: str, layer: int) -> None:
+    s = ics_series(history, layer)
+    colour = COLOURS.get(norm, "black")
+    marker = "o" if len(s["steps"]) <= 30 else None
+    ok = np.isfinite(s["l2"]) & (s["l2"] > 0)
+    ax_l2.plot(s["steps"][ok], s["l2"][ok], color=colour, marker=marker, ms=3, lw=1, label=label(norm))
+    ok = np.isfinite(s["cos"])
+    ax_cos.plot(s["steps"][ok], s["cos"][ok], color=colour, marker=marker, ms=3, lw=1, label=label(norm))
+
+
+def fig3(runs: RunMap, layers: Sequence[int], model: str) -> Figure:
+    """Figure 3: rows = learning rates; columns = accuracy/loss, then l2 difference and cosine per layer."""
+    if model not in ("vgg", "dln"):
+        raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
+    lrs, norms = _lrs_and_norms(runs)
+    ncol = 1 + 2 * len(layers)
+    fig, axes = plt.subplots(len(lrs), ncol, figsize=(3.0 * ncol, 2.7 * len(lrs)), squeeze=False)
+    for r, lr in enumerate(lrs):
+        for norm in norms:
+            if (norm, lr) not in runs:
+                continue
+            history = runs[(norm, lr)]
+            _progress_panel(axes[r, 0], history, norm, model)
+            for j, layer in enumerate(layers):
+                _ics_panels(axes[r, 1 + 2 * j], axes[r, 2 + 2 * j], history, norm, layer)
+        axes[r, 0].set_title(f"{'Training accuracy' if model == 'vgg' else 'Training loss'} (LR={lr:g})", fontsize=9)
+        for j, layer in enumerate(layers):
+            ax_l2, ax_cos = axes[r, 1 + 2 * j], axes[r, 2 + 2 * j]
+            ax_l2.set_yscale("log")
+            ax_l2.set_title(f"Layer #{layer}: $\\ell_2$ difference", fontsize=9)
+            ax_l2.set_ylabel(r"$\|G - G'\|_2$")
+            ax_cos.set_title(f"Layer #{layer}: cos angle", fontsize=9)
+            ax_cos.set_ylabel(r"$\cos(G, G')$")
+            ax_cos.axhline(1.0, color="grey", lw=0.6, ls=":")
+        for ax in axes[r]:
+            ax.set_xlabel("Steps")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig3_vgg(runs: RunMap, layers: Sequence[int] = (5, 10)) -> Figure:
+    """Figure 3 (top): VGG, training accuracy beside ICS of layers #5 and #10."""
+    return fig3(runs, layers, "vgg")
+
+
+def fig3_dln(runs: RunMap, layers: Sequence[int] = (9, 17)) -> Figure:
+    """Figure 3 (bottom): DLN, training loss beside ICS of layers #9 and #17."""
+    return fig3(runs, layers, "dln")
+
+
+def fig9(runs: RunMap, lr: float = 1e-6, layers: Sequence[int] = (1, 11, 24), unit: int = 0) -> Figure:
+    """Figure 9: one random unit's distribution over training in the DLN, Standard vs +BN (ridge plots)."""
+    picked = {norm: runs[(norm, lr)] for norm in ("none", "batch") if (norm, lr) in runs}
+    if not picked:
+        raise ValueError(f"no DLN runs at lr={lr:g}; have {sorted(runs)}")
+    return distributions(picked, layers, unit, title=f"DLN layer inputs over training (LR={lr:g})")
