@@ -210,19 +210,21 @@ def resolve_name(name: str = "auto", download: bool = True) -> str:
 
 
 _MEMORY: dict[tuple[str, bool], tuple[dict[str, torch.Tensor], str]] = {}
-_UNAVAILABLE: dict[tuple[str, bool], DatasetUnavailable] = {}
+_UNAVAILABLE: dict[tuple[str, bool], str] = {}
 
 
 def _fetch_cached(name: str, download: bool) -> tuple[dict[str, torch.Tensor], str]:
     """Reading and unpacking is the slow part, and a failed download is slow too: do each once per process."""
     key = (name, download if name != "synthetic" else True)
     if key in _UNAVAILABLE:
-        raise _UNAVAILABLE[key]
+        # a fresh exception: re-raising a stored one would grow its traceback, pinning every
+        # caller's frame (and its copy of the data) in memory
+        raise DatasetUnavailable(_UNAVAILABLE[key])
     if key not in _MEMORY:
         try:
             _MEMORY[key] = _fetch(name, download)
         except DatasetUnavailable as err:
-            _UNAVAILABLE[key] = err
+            _UNAVAILABLE[key] = str(err)
             raise
     return _MEMORY[key]
 
@@ -235,11 +237,12 @@ def load(name: str = "auto", device: str | torch.device = "cpu", n_train: int | 
     x_train, y_train = _subset(arrays["x_train"], arrays["y_train"], n_train)
     x_test, y_test = _subset(arrays["x_test"], arrays["y_test"], n_test)
     x_float = x_train.float()
-    mean = x_float.mean(dim=(0, 2, 3), keepdim=True)
-    std = x_float.std(dim=(0, 2, 3), keepdim=True)
+    mean = x_float.mean(dim=(0, 2, 3), keepdim=True).to(device)
+    std = x_float.std(dim=(0, 2, 3), keepdim=True).to(device)
+    del x_float  # keep one float copy of the split at a time
 
     def prep(x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() - mean) / std).to(device)
+        return x.to(device).float().sub_(mean).div_(std)
 
     return ImageData(resolved, source, prep(x_train), y_train.to(device), prep(x_test), y_test.to(device))
 

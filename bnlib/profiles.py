@@ -60,7 +60,7 @@ PROFILES: dict[str, Profile] = {
         eval_every=8, probe_every=8, dln_steps=60, dln_points=200, dln_probe_every=20, widget_steps=8,
     ),
     "cpu": Profile(
-        name="cpu", vgg_width=1 / 8, vgg_steps=600, batch_size=128, n_train=None, n_test=2000,
+        name="cpu", vgg_width=1 / 8, vgg_steps=600, batch_size=128, n_train=None, n_test=1000,
         eval_every=50, probe_every=50, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
         widget_steps=150,
     ),

@@ -7,6 +7,7 @@ never waits on the host; divergence (a non-finite loss) is found there and recor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -119,17 +120,25 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int, device: torch.d
     draws exactly the batches an uninterrupted one would, with no sampler state to save."""
     if batch_size >= n:
         return torch.arange(n, device=device)
-    per_epoch = n // batch_size
-    epoch, within = divmod(step, per_epoch)
+    epoch, within = divmod(step, n // batch_size)
+    return _epoch_permutation(n, seed, epoch, device)[within * batch_size:(within + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    """One permutation per epoch, drawn once (redrawing 60k indices every step cost ~2 ms)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=gen)
-    return perm[within * batch_size:(within + 1) * batch_size].to(device)
+    return torch.randperm(n, generator=gen).to(device)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor, classify: bool,
-             chunk: int = 1000) -> dict[str, float]:
-    """Mean loss (and accuracy) in eval mode; restores the model's mode afterwards."""
+             chunk: int | None = None) -> dict[str, float]:
+    """Mean loss (and accuracy) in eval mode; restores the model's mode afterwards.
+
+    Chunks of 256 images are ~30% faster than 1000 on a CPU (cache-sized); a GPU wants big ones.
+    """
+    chunk = chunk or (1000 if x.is_cuda else 256)
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
