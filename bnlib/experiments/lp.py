@@ -1,0 +1,92 @@
+"""Section 3.3's runs: Standard, BN and l1 / l2 / l_inf normalisation on the VGG and the DLN.
+
+All are canonical runs (`experiments.common`), so Standard and BN are the very runs the other
+chapters use, and every run carries the activation and landscape probes. This module also holds
+the few summary numbers the plots and claims share: final accuracy / loss, distributional shift,
+and the median landscape measures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bnlib.experiments.common import dln_run, vgg_run
+from bnlib.probes import activations, landscape
+from bnlib.profiles import Profile
+
+NORMS = ("none", "batch", "l1", "l2", "linf")
+LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "l1": "Standard + L1", "l2": "Standard + L2",
+          "linf": "Standard + L_inf"}
+LP_NORMS = ("l1", "l2", "linf")
+VGG_LR = 0.1  # the paper's Figures 5, 6, 12
+DLN_LR = 1e-6  # the paper's DLN learning rate (Figure 13); every variant trains there
+HIST_LAYER = 11  # Figure 6
+
+
+def _check_norms(norms: tuple[str, ...]) -> None:
+    bad = [n for n in norms if n not in NORMS]
+    if bad:
+        raise ValueError(f"norms must be among {list(NORMS)}, got {bad}")
+
+
+def vgg_runs(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
+             norms: tuple[str, ...] = NORMS) -> dict[str, dict[str, Any]]:
+    """Canonical VGG runs (cached), one per norm."""
+    _check_norms(norms)
+    return {n: vgg_run(profile, n, lr, dataset=dataset, seed=seed) for n in norms}
+
+
+def dln_runs(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
+             norms: tuple[str, ...] = NORMS) -> dict[str, dict[str, Any]]:
+    """Canonical DLN runs (cached), one per norm."""
+    _check_norms(norms)
+    return {n: dln_run(profile, n, lr, seed=seed) for n in norms}
+
+
+def _tail(values: Any, frac: float) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    return v[-max(1, int(round(frac * len(v)))):]
+
+
+def final_train_acc(history: dict[str, Any], frac: float = 0.1) -> float:
+    """Mean training-batch accuracy over the last `frac` of the steps (NaN if the run diverged)."""
+    if history["diverged_at"] is not None:
+        return float("nan")
+    return float(np.mean(_tail(history["step_acc"], frac)))
+
+
+def final_train_loss(history: dict[str, Any], frac: float = 0.01) -> float:
+    """Mean training loss (training mode, what the optimiser sees) over the last `frac` of the steps."""
+    if history["diverged_at"] is not None:
+        return float("nan")
+    return float(np.mean(_tail(history["step_loss"], frac)))
+
+
+def distribution_shift(history: dict[str, Any], layers: tuple[int, ...] | None = None) -> dict[str, float]:
+    """How far the recorded units' input distributions move from their first recorded state.
+
+    Scale-free, so networks whose activations live on different scales compare fairly:
+    mean_shift = |mu_t - mu_0| / sqrt(var_0) and var_shift = |log(var_t / var_0)|, averaged over the
+    recorded steps, units and `layers` (default: every recorded layer).
+    """
+    recorded = sorted(history["probes"][activations.NAME][0]["layers"])
+    layers = tuple(recorded) if layers is None else layers
+    mean_shifts, var_shifts = [], []
+    for k in layers:
+        _, mean, var = activations.moments(history, k)
+        keep = np.all(np.isfinite(mean), axis=1) & np.all(np.isfinite(var), axis=1)
+        mean, var = mean[keep], np.maximum(var[keep], 1e-12)
+        mean_shifts.append(np.abs(mean - mean[:1]) / np.sqrt(var[:1]))
+        var_shifts.append(np.abs(np.log(var / var[:1])))
+    return {"mean_shift": float(np.mean(np.concatenate(mean_shifts))),
+            "var_shift": float(np.mean(np.concatenate(var_shifts)))}
+
+
+def landscape_medians(history: dict[str, Any]) -> dict[str, float]:
+    """Medians over training of the three Figure 12/13 measures (gradient predictiveness = the
+    largest gradient change over the step sizes; loss range = max - min loss along the gradient)."""
+    s = landscape.landscape_series(history)
+    return {"loss_range": float(np.nanmedian(s["loss_max"] - s["loss_min"])),
+            "gdiff_max": float(np.nanmedian(s["gdiff_max"])), "beta_eff": float(np.nanmedian(s["beta_eff"]))}
