@@ -1,0 +1,88 @@
+"""The runs behind Figures 1, 2 and 8 and the noise-level control (chapters 01 and 02).
+
+Figures 1/2/8 use the canonical shared runs (`common.vgg_run`), so they carry the activation
+probe's records. The noise-level grid is short runs of `profile.widget_steps` steps with no
+probes; two of its points come free: scale 0 is plain BN and scale 1 (the paper's constants) is
+the canonical noisy run, whose first steps are identical to a short run's (same seed, same
+batches, probes never change a trajectory), so only the other scales are trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bnlib import runs
+from bnlib.experiments.common import vgg_config, vgg_run
+from bnlib.models import NoiseConfig
+from bnlib.profiles import Profile, resolve
+
+FIG1_LRS = (0.1, 0.5)
+FIG2_LR = 0.1
+FIG2_NORMS = ("none", "batch", "noisy")  # Standard, +BN, +"Noisy" BN
+CONTROL_NORM = "noise_only"  # the text's control: the same noise on the Standard network
+FIG1C_LAYERS = (3, 11)
+FIG2_LAYERS = (2, 9, 13)
+NOISE_SCALES = (0.0, 0.5, 1.0, 2.0, 4.0)  # multiples of the paper's noise (the static grid)
+LIVE_SCALES = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # the live control's finer choices
+PAPER_NOISE = NoiseConfig()
+
+
+def scaled_noise(scale: float) -> NoiseConfig:
+    """Algorithm 1's noise `scale` times the paper's: n_mu, n_sigma - 1, r_mu, r_sigma all scaled."""
+    if not scale >= 0:
+        raise ValueError(f"noise scale must be >= 0 (0 = no noise, 1 = the paper's constants), got {scale!r}")
+    p = PAPER_NOISE
+    return NoiseConfig(n_mu=p.n_mu * scale, n_sigma=1 + (p.n_sigma - 1) * scale, r_mu=p.r_mu * scale,
+                       r_sigma=p.r_sigma * scale)
+
+
+def fig1_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+              lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], dict[str, Any]]:
+    """Figure 1: Standard and +BN at each learning rate, keyed (norm, lr)."""
+    return {(norm, lr): vgg_run(profile, norm, lr, dataset, seed) for lr in lrs for norm in ("none", "batch")}
+
+
+def fig2_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
+              control: bool = True) -> dict[str, dict[str, Any]]:
+    """Figures 2 and 8: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
+    norms = FIG2_NORMS + ((CONTROL_NORM,) if control else ())
+    return {norm: vgg_run(profile, norm, lr, dataset, seed) for norm in norms}
+
+
+def truncated(history: dict[str, Any], steps: int) -> dict[str, Any]:
+    """The first `steps` steps of a run, shaped like a short run's history (for the baselines)."""
+    out = dict(history)
+    out["step_loss"], out["step_acc"] = history["step_loss"][:steps], history["step_acc"][:steps]
+    out["evals"] = [e for e in history["evals"] if e["step"] <= steps]
+    out["steps_done"] = min(history["steps_done"], steps)
+    return out
+
+
+def noise_run(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+              lr: float = FIG2_LR, norm: str = "noisy", progress: bool = True) -> dict[str, Any]:
+    """A short (widget_steps) run with the noise at `scale` x the paper's; cached, no probes."""
+    p = resolve(profile)
+    if norm not in ("noisy", CONTROL_NORM):
+        raise ValueError(f"noise_run: norm must be 'noisy' or {CONTROL_NORM!r}, got {norm!r}")
+    if scale == 0 and norm == "noisy":
+        return truncated(vgg_run(p, "batch", lr, dataset, seed, progress=progress), p.widget_steps)
+    if scale == 0:
+        return truncated(vgg_run(p, "none", lr, dataset, seed, progress=progress), p.widget_steps)
+    if scale == 1 and p.widget_steps <= p.vgg_steps:
+        return truncated(vgg_run(p, norm, lr, dataset, seed, progress=progress), p.widget_steps)
+    config = vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps, noise=scaled_noise(scale))
+    return runs.run(config, [], progress=progress)
+
+
+def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+               scales: Sequence[float] = NOISE_SCALES, lr: float = FIG2_LR) -> dict[float, dict[str, Any]]:
+    """The static control's grid: one short noisy-BN run per noise scale, plus the two baselines.
+
+    Keys: each scale, and "batch" / "none" for the BN and Standard baselines (truncated canonical runs).
+    """
+    p = resolve(profile)
+    grid: dict[Any, dict[str, Any]] = {s: noise_run(s, p, dataset, seed, lr) for s in scales}
+    grid["batch"] = truncated(vgg_run(p, "batch", lr, dataset, seed), p.widget_steps)
+    grid["none"] = truncated(vgg_run(p, "none", lr, dataset, seed), p.widget_steps)
+    return grid

@@ -1,0 +1,196 @@
+"""Figures 1, 2 and 8: accuracy curves, layer-input distributions over training, moment drift.
+
+Distributions are drawn as the paper draws them: one histogram per recorded step, stacked over
+training (a ridge plot, step on the vertical axis), for one fixed random unit of the layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bnlib.probes import activations as act
+
+LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "noisy": 'Standard + "Noisy" BatchNorm',
+          "noise_only": "Standard + noise (no BN)"}
+COLOURS = {"none": "tab:blue", "batch": "tab:orange", "noisy": "tab:green", "noise_only": "tab:red"}
+
+
+def label(norm: str) -> str:
+    return LABELS.get(norm, norm)
+
+
+def accuracy_curve(history: Mapping[str, Any], split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(steps, accuracy) at the evaluation cadence; `split` is 'train' or 'test' (eval mode, no noise)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    rows = [e for e in history["evals"] if f"{split}_acc" in e]
+    return np.array([e["step"] for e in rows]), np.array([e[f"{split}_acc"] for e in rows])
+
+
+def batch_accuracy(history: Mapping[str, Any], window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step training-batch accuracy (training mode, noise included), as a running mean."""
+    acc = np.asarray(history["step_acc"][:history["steps_done"]], dtype=float)
+    window = window or max(1, len(acc) // 20)
+    if len(acc) == 0:
+        return np.array([]), np.array([])
+    smooth = np.convolve(acc, np.ones(window) / window, mode="valid")
+    return np.arange(window - 1, window - 1 + len(smooth)), smooth
+
+
+def _draw_accuracy(ax: Axes, history: Mapping[str, Any], split: str, text: str, colour: str, style: str) -> None:
+    steps, acc = accuracy_curve(history, split)
+    diverged = history.get("diverged_at")
+    if diverged is not None:
+        text += f" (diverged at step {diverged})"
+    line, = ax.plot(steps, 100 * acc, style, color=colour, label=text, marker="o" if len(steps) < 8 else None)
+    if diverged is not None:
+        last = acc[-1] if len(acc) else 0.0
+        ax.plot([diverged], [100 * last], "x", color=colour, markersize=10, mew=2)
+        ax.axvline(diverged, color=colour, lw=0.8, ls=":")
+
+
+def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]]) -> Figure:
+    """Figure 1(a, b): training and test accuracy (%) vs steps, Standard vs +BN at each learning rate."""
+    lrs = sorted({lr for _, lr in runs})
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, split, title in zip(axes, ("train", "test"), ("(a) Training accuracy", "(b) Test accuracy"),
+                                strict=True):
+        for (norm, lr), history in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            _draw_accuracy(ax, history, split, f"{label(norm)}, LR={lr:g}", COLOURS[norm], styles[lrs.index(lr) % 4])
+        ax.axhline(10, color="grey", lw=0.6, ls=":")
+        ax.set_xlabel("Steps")
+        ax.set_ylabel(f"{split.capitalize()} accuracy (%)")
+        ax.set_title(title)
+        ax.set_ylim(0, 100)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def ridge(ax: Axes, history: Mapping[str, Any], layer: int, unit: int = 0, max_rows: int = 40,
+          colour_map: str = "viridis") -> None:
+    """One unit's per-step histograms stacked over training (step on the vertical axis, each row
+    scaled to its own peak)."""
+    steps, edges, counts = act.histograms(history, layer)
+    if not 0 <= unit < counts.shape[1]:
+        raise ValueError(f"unit must be in 0..{counts.shape[1] - 1} (index into the recorded units), got {unit}")
+    keep = np.unique(np.linspace(0, len(steps) - 1, min(max_rows, len(steps))).round().astype(int))
+    steps, edges, counts = steps[keep], edges[keep, unit], counts[keep, unit].astype(float)
+    ok = counts.sum(axis=1) > 0
+    if not ok.any():
+        ax.text(0.5, 0.5, "no finite values (diverged)", ha="center", transform=ax.transAxes)
+        return
+    widths = np.diff(edges, axis=1)
+    density = np.where(ok[:, None], counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) / widths, 0)
+    spacing = np.median(np.diff(steps)) if len(steps) > 1 else 1.0
+    # each row scaled to its own peak: shapes stay readable when the spread changes by orders of
+    # magnitude over training (the spread itself is on the horizontal axis)
+    peak = np.where(ok, density.max(axis=1), 1.0)
+    height = density / peak[:, None] * 2.5 * spacing
+    cmap = plt.get_cmap(colour_map)
+    for i in range(len(steps) - 1, -1, -1):  # back rows first, so nearer (earlier) rows overlap them
+        if not ok[i]:
+            continue
+        centres = (edges[i, :-1] + edges[i, 1:]) / 2
+        colour = cmap(i / max(1, len(steps) - 1))
+        ax.fill_between(centres, steps[i], steps[i] + height[i], color=colour, alpha=0.55, lw=0, zorder=len(steps) - i)
+        ax.plot(centres, steps[i] + height[i], color="black", lw=0.4, zorder=len(steps) - i)
+    ax.set_ylabel("Step")
+    ax.set_xlabel("Activation value")
+
+
+def distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int], unit: int = 0,
+                  title: str | None = None) -> Figure:
+    """Layer-input distributions (ridge plots): one row per layer, one column per network."""
+    norms = list(runs)
+    fig, axes = plt.subplots(len(layers), len(norms), figsize=(3.6 * len(norms), 2.9 * len(layers)), squeeze=False)
+    for r, layer in enumerate(layers):
+        for c, norm in enumerate(norms):
+            ax = axes[r, c]
+            ridge(ax, runs[norm], layer, unit)
+            channel = act.units(runs[norm], layer)[unit]
+            ax.set_title(f"{label(norm)}\nlayer #{layer}, unit {channel}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fig1c(runs: Mapping[tuple[str, float], Mapping[str, Any]], lr: float = 0.1,
+          layers: Sequence[int] = (3, 11), unit: int = 0) -> Figure:
+    """Figure 1(c): a random unit's distribution over training at layers #3 and #11, Standard vs +BN."""
+    return distributions({norm: runs[(norm, lr)] for norm in ("none", "batch")}, layers, unit)
+
+
+def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Figure 2 (left): training accuracy (%) vs steps for Standard, +BN, +noisy BN (and the control)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for norm, history in runs.items():
+        _draw_accuracy(ax, history, "train", label(norm), COLOURS.get(norm, "black"),
+                       "--" if norm == "noise_only" else "-")
+    ax.axhline(10, color="grey", lw=0.6, ls=":")
+    ax.set(xlabel="Steps", ylabel="Training accuracy (%)", ylim=(0, 100), title="Training accuracy")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def fig2_distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 13),
+                       unit: int = 0) -> Figure:
+    """Figure 2 (right): distributions at layers #2, #9, #13 for each network."""
+    return distributions(runs, layers, unit)
+
+
+def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 13), kind: str = "step",
+         unit: int = 0) -> Figure:
+    """Figure 8, one unit per layer: (a) kind='step': abs(mu_t+1 - mu_t), abs(var_t+1 - var_t) between recorded
+    steps; (b) kind='shift': mu_t - mu_0, var_t - var_0."""
+    if kind not in ("step", "shift"):
+        raise ValueError(f"kind must be 'step' (Fig. 8a) or 'shift' (Fig. 8b), got {kind!r}")
+    keys = ("abs_dmean", "abs_dvar") if kind == "step" else ("mean_shift", "var_shift")
+    ylabels = {"abs_dmean": r"$|\mu_{t+1} - \mu_t|$", "abs_dvar": r"$|\sigma^2_{t+1} - \sigma^2_t|$",
+               "mean_shift": r"$\mu_t - \mu_0$", "var_shift": r"$\sigma^2_t - \sigma^2_0$"}
+    fig, axes = plt.subplots(2, len(layers), figsize=(3.8 * len(layers), 5.6), squeeze=False)
+    for c, layer in enumerate(layers):
+        for r, key in enumerate(keys):
+            ax = axes[r, c]
+            for norm, history in runs.items():
+                drift = act.moment_drift(history, layer)
+                x = drift["d_steps"] if kind == "step" else drift["steps"]
+                ax.plot(x, drift[key][:, unit], color=COLOURS.get(norm, "black"), lw=1, label=label(norm))
+            if kind == "step":
+                ax.set_yscale("log")
+            ax.set_title(f"Layer #{layer}", fontsize=9)
+            ax.set_xlabel("Steps")
+            ax.set_ylabel(ylabels[key])
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("(a) change between recorded steps" if kind == "step" else "(b) shift from the first recorded step")
+    fig.tight_layout()
+    return fig
+
+
+def noise_level(run: Mapping[str, Any], scale: float, baselines: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The noise-level control: a short noisy-BN run's batch accuracy against the BN and Standard runs."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for norm, history in baselines.items():
+        ax.plot(*_pct(batch_accuracy(history)), color=COLOURS[norm], lw=1.2, label=label(norm))
+    text = f'"Noisy" BN, noise x{scale:g}'
+    if run.get("diverged_at") is not None:
+        text += f" (diverged at step {run['diverged_at']})"
+    ax.plot(*_pct(batch_accuracy(run)), color=COLOURS["noisy"], lw=2, label=text)
+    ax.axhline(10, color="grey", lw=0.6, ls=":")
+    ax.set(xlabel="Steps", ylabel="Training-batch accuracy (%)", ylim=(0, 100))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _pct(curve: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return curve[0], 100 * curve[1]
