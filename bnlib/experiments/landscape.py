@@ -1,0 +1,133 @@
+"""Chapter 4's runs: Figure 4 / 11 (VGG), Figure 10 (DLN), and the learning-rate control grid.
+
+Figures 4, 10, 11 and the Hessian curves read the canonical shared runs (their default probes
+carry the landscape and Hessian records). The control trains short runs (profile.widget_steps
+steps) of Standard and +BN over a grid of learning rates, each with a landscape probe, cached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from bnlib import runs
+from bnlib.experiments.common import dln_config, dln_run, vgg_config, vgg_run
+from bnlib.models import DLN
+from bnlib.probes import landscape as probes
+from bnlib.probes.base import StepContext, rng_state
+from bnlib.probes.hessian import finite_difference_hessian, lanczos
+from bnlib.probes.landscape import VGG_ETA_FACTORS, LandscapeProbe
+from bnlib.profiles import Profile, resolve
+from bnlib.train import batch_indices, build_task, cross_entropy, sum_squared_error
+
+VGG_LR = 0.1  # Figure 4
+DLN_LR = 1e-6  # Figure 10
+GRID_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the control: includes rates where Standard fails
+NORMS = {"Standard": "none", "+BN": "batch"}
+
+
+def vgg_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
+             progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Figure 4 / 11: the canonical VGG runs, Standard and +BN, at `lr`."""
+    return {label: vgg_run(profile, norm, lr, dataset, seed, progress=progress) for label, norm in NORMS.items()}
+
+
+def dln_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LR,
+             progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Figure 10: the canonical DLN runs (25 x 10x10, full batch), Standard and +BN, at `lr`."""
+    return {label: dln_run(profile, norm, lr, seed, progress=progress) for label, norm in NORMS.items()}
+
+
+def control_probes(profile: Profile | str | None = None) -> list[LandscapeProbe]:
+    """The short control runs carry the landscape probe at 5 points of their length."""
+    p = resolve(profile)
+    return [LandscapeProbe(max(1, p.widget_steps // 5), VGG_ETA_FACTORS)]
+
+
+def control_run(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
+                progress: bool = True) -> dict[str, Any]:
+    """One short run behind the learning-rate control (cached): what the live widget retrains."""
+    p = resolve(profile)
+    config = vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps)
+    return runs.run(config, control_probes(p), progress=progress)
+
+
+def lr_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+            lrs: Sequence[float] = GRID_LRS, progress: bool = True) -> dict[float, dict[str, dict[str, Any]]]:
+    """{lr: {"Standard": history, "+BN": history}} for the static stepper over learning rates."""
+    if not lrs or any(not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {lrs!r}")
+    return {lr: {label: control_run(profile, norm, lr, dataset, seed, progress) for label, norm in NORMS.items()}
+            for lr in lrs}
+
+
+def _forward_backward(net: torch.nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    net.zero_grad(set_to_none=True)
+    loss = loss_fn(net, x, y)
+    loss.backward()
+    return loss.detach()
+
+
+def probe_costs(profile: Profile | str | None = None, dataset: str = "auto", repeats: int = 2) -> dict[str, Any]:
+    """CPU time of one measurement of each default probe, in training steps, at the init of each +BN model.
+
+    Process time (not wall time), so other work on the machine does not inflate it. Also the
+    extra work over a whole canonical run these cadences imply, as a fraction of its steps.
+    """
+    p = resolve(profile)
+    out: dict[str, Any] = {}
+    for model, config, defaults, steps in (
+            ("VGG", vgg_config(p, "batch", VGG_LR, dataset), probes.vgg_probes(p), p.vgg_steps),
+            ("DLN", dln_config(p, "batch", DLN_LR), probes.dln_probes(p), p.dln_steps)):
+        task = build_task(config)
+        net = task.model.train()
+        idx = batch_indices(len(task.x_train), config.batch_size, 0, config.seed, task.x_train.device)
+        x, y = task.x_train[idx], task.y_train[idx]
+        loss = _forward_backward(net, task.loss_fn, x, y)
+        start = time.process_time()
+        for _ in range(repeats):
+            loss = _forward_backward(net, task.loss_fn, x, y)
+        step_s = (time.process_time() - start) / repeats
+        ctx = StepContext(net, x, y, loss, task.loss_fn, config.lr, 0, rng_state(), None)
+        row: dict[str, Any] = {"step_s": step_s}
+        overhead = 0.0
+        for probe in defaults:
+            start = time.process_time()
+            for _ in range(repeats):
+                probe.measure(ctx)
+            row[probe.name] = (time.process_time() - start) / repeats / step_s
+            overhead += row[probe.name] * len(range(0, steps, probe.every)) / steps
+        row["overhead"] = overhead
+        out[model] = row
+    return out
+
+
+def hessian_check(iters: int = 12, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The Hessian probe against an independent route on tiny float64 models (the chapter's check).
+
+    Lanczos with `iters` double-backward products vs the eigenvalues of the full Hessian built
+    by finite differences of first-order gradients: DLN depth 3 x 3x3 (Standard, +BN) and a tiny
+    MLP with BN. Returns, per model, both extreme eigenvalues each way and the relative error.
+    """
+    torch.manual_seed(seed)
+    x = torch.randn(16, 3, dtype=torch.float64)
+    target = x @ torch.randn(3, 3, dtype=torch.float64)
+    xm, ym = torch.randn(12, 4, dtype=torch.float64), torch.randint(0, 3, (12,))
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.BatchNorm1d(5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    cases = {"DLN 3x(3x3) Standard": (DLN("none", 3, 3), sum_squared_error, x, target),
+             "DLN 3x(3x3) +BN": (DLN("batch", 3, 3), sum_squared_error, x, target),
+             "MLP 4-5-3 +BN": (mlp, cross_entropy, xm, ym)}
+    out = {}
+    for name, (net, loss_fn, xs, ys) in cases.items():
+        net = net.double().train()
+        eig = np.linalg.eigvalsh(finite_difference_hessian(net, loss_fn, xs, ys))
+        est = lanczos(net, loss_fn, xs, ys, iters=iters, tol=0.0, seed=seed)
+        scale = float(np.abs(eig).max())
+        out[name] = {"params": sum(p.numel() for p in net.parameters()), "top_full": float(eig[-1]),
+                     "top_lanczos": est["top_eig"], "min_full": float(eig[0]), "min_lanczos": est["min_eig"],
+                     "rel_error": float(max(abs(est["top_eig"] - eig[-1]), abs(est["min_eig"] - eig[0])) / scale)}
+    return out

@@ -1,0 +1,145 @@
+"""The landscape probe (Section 3.2): checked against w - eta g built by hand, and shown to leave runs untouched."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from bnlib.models import DLN, VGG
+from bnlib.probes import landscape
+from bnlib.probes.base import StepContext, rng_state, set_rng_state
+from bnlib.probes.hessian import HessianProbe
+from bnlib.profiles import resolve
+from bnlib.train import cross_entropy, sum_squared_error, train
+
+
+def _task(model_name: str, norm: str):
+    torch.manual_seed(0)
+    if model_name == "vgg":
+        return VGG(norm, width=1 / 16, in_channels=1), cross_entropy, torch.randn(8, 1, 32, 32), \
+            torch.randint(0, 10, (8,))
+    x = torch.randn(32, 4)
+    return DLN(norm, depth=5, dim=4), sum_squared_error, x, x @ torch.randn(4, 4)
+
+
+def _direct(model, loss_fn, x, y, rng, etas):
+    """By hand: deep copies, w - eta g written into the copy, loss and autograd gradient there."""
+    base = copy.deepcopy(model)
+    set_rng_state(rng)
+    loss_fn(base, x, y).backward()
+    g = [p.grad.clone() for p in base.parameters()]
+    out = {"loss": [], "gdiff": [], "step_norm": []}
+    for eta in etas:
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            for p, gi in zip(m.parameters(), g, strict=True):
+                p -= eta * gi
+        set_rng_state(rng)
+        loss = loss_fn(m, x, y)
+        loss.backward()
+        out["loss"].append(loss.item())
+        out["gdiff"].append(torch.cat([(gi - p.grad).flatten() for gi, p in zip(g, m.parameters(), strict=True)])
+                            .norm().item())
+        out["step_norm"].append(eta * torch.cat([gi.flatten() for gi in g]).norm().item())
+    return out
+
+
+@pytest.mark.parametrize("case", [("vgg", "none"), ("vgg", "batch"), ("vgg", "noisy"), ("dln", "batch")])
+def test_matches_direct_computation_and_restores(case):
+    model, loss_fn, x, y = _task(*case)
+    model.train()
+    lr = 0.05 if case[0] == "vgg" else 1e-3
+    factors = (0.5, 1.0, 2.0, 4.0)
+    rng = rng_state()
+    want = _direct(model, loss_fn, x, y, rng, [f * lr for f in factors])
+    set_rng_state(rng)
+    loss = loss_fn(model, x, y)
+    loss.backward()
+    state = copy.deepcopy(model.state_dict())
+    grads = [p.grad.clone() for p in model.parameters()]
+    rng_after = torch.get_rng_state()
+    ctx = StepContext(model, x, y, loss.detach(), loss_fn, lr, 0, rng, None)
+    rec = landscape.LandscapeProbe(1, factors).measure(ctx)
+    for key in ("loss", "gdiff", "step_norm"):
+        np.testing.assert_allclose(rec[key], want[key], rtol=1e-4)
+    ratios = np.array(want["gdiff"]) / np.array(want["step_norm"])
+    assert rec["beta_eff"] == pytest.approx(ratios.max(), rel=1e-4)
+    assert rec["loss_max"] - rec["loss_min"] == pytest.approx(np.ptp(want["loss"]), rel=1e-3, abs=1e-6)
+    assert rec["gdiff_max"] == pytest.approx(max(want["gdiff"]), rel=1e-4)
+    # nothing moved: weights, BN running statistics, gradients, RNG, mode
+    assert all(torch.equal(a, b) for a, b in zip(state.values(), model.state_dict().values(), strict=True))
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters(), strict=True))
+    assert torch.equal(torch.get_rng_state(), rng_after)
+    assert model.training
+
+
+@pytest.mark.parametrize("norm", ["batch", "noisy"])
+def test_probed_run_is_bit_identical(tiny_vgg, norm):
+    cfg = tiny_vgg.replace(norm=norm)
+    plain = train(cfg, [], progress=False)
+    probed = train(cfg, [landscape.LandscapeProbe(3), HessianProbe(6, iters=2)], progress=False)
+    assert torch.equal(plain["step_loss"], probed["step_loss"])
+    assert plain["evals"] == probed["evals"]  # eval mode uses the BN running statistics
+    series = landscape.landscape_series(probed)
+    assert list(series["steps"]) == [0, 3, 6, 9]
+    assert np.all(series["loss_min"] <= series["loss_max"]) and np.all(series["gdiff_min"] <= series["gdiff_max"])
+    assert np.all(series["beta_eff"] > 0)
+    curves = landscape.gradient_change_curves(probed)
+    assert [c["step"] for c in curves] == [0, 3, 6, 9]
+    np.testing.assert_allclose(curves[0]["eta"], [0.5 * cfg.lr, cfg.lr, 2 * cfg.lr, 4 * cfg.lr])
+    assert curves[1]["gdiff"].max() == pytest.approx(series["gdiff_max"][1])
+
+
+def test_dln_run_identical(tiny_dln):
+    plain = train(tiny_dln, [], progress=False)
+    probed = train(tiny_dln, landscape.dln_probes(resolve("smoke").replace(dln_probe_every=5)), progress=False)
+    assert torch.equal(plain["step_loss"], probed["step_loss"])
+    recs = probed["probes"]["landscape"]
+    np.testing.assert_allclose(recs[0]["eta"], [f * tiny_dln.lr for f in landscape.DLN_ETA_FACTORS])
+    assert [r["step"] for r in probed["probes"]["hessian"]] == [0, 15]
+
+
+def test_default_cadence():
+    p = resolve("cpu")
+    vgg = {probe.name: probe for probe in landscape.vgg_probes(p)}
+    dln = {probe.name: probe for probe in landscape.dln_probes(p)}
+    assert vgg["landscape"].every == p.probe_every and dln["landscape"].every == p.dln_probe_every
+    assert vgg["hessian"].every > p.probe_every and dln["hessian"].every > p.dln_probe_every
+    assert min(vgg["landscape"].eta_factors) == 0.5 and max(vgg["landscape"].eta_factors) == 4
+    assert min(dln["landscape"].eta_factors) == 0.01 and max(dln["landscape"].eta_factors) == 30
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="eta_factors"):
+        landscape.LandscapeProbe(5, [])
+    with pytest.raises(ValueError, match="eta_factors"):
+        landscape.LandscapeProbe(5, [0.5, -1])
+    with pytest.raises(ValueError, match="every"):
+        landscape.LandscapeProbe(0)
+    with pytest.raises(ValueError, match="landscape"):
+        landscape.landscape_series({"probes": {"ics": []}})
+
+
+def _fake_history(scale: float, steps=(0, 10, 20, 30, 40, 50)) -> dict:
+    """Records shaped like the probes' with every Standard measure `scale` x BN's (and x2 at step 0)."""
+    recs = [{"step": t, "loss_min": 1.0, "loss_max": 1.0 + scale, "gdiff_min": 0.5 * scale,
+             "gdiff_max": scale * (1 + (t == 0)), "beta_eff": 3 * scale} for t in steps]
+    hess = [{"step": 0, "top_eig": scale, "min_eig": -scale / 2, "iters": 3, "rel_residual": 0.0}]
+    return {"probes": {"landscape": recs, "hessian": hess}}
+
+
+@pytest.mark.parametrize(("std_scale", "verdict"), [(10.0, "reproduced"), (1.5, "partly"), (1.0, "not reproduced"),
+                                                     (float("nan"), "inconclusive")])
+def test_claim_verdicts(std_scale, verdict):
+    from bnlib.claims import landscape as claims
+
+    runs = {"Standard": _fake_history(std_scale), "+BN": _fake_history(1.0)}
+    r = claims.ratios(runs)
+    if np.isfinite(std_scale):
+        assert r["beta_eff"]["median"] == pytest.approx(std_scale)
+    assert claims._smoother_claim(runs, "vgg").verdict == verdict
+    orders = claims._orders_claim({"Standard": _fake_history(100.0), "+BN": _fake_history(1.0)})
+    assert orders.verdict == "reproduced" and orders.details["early_max"] == pytest.approx(100.0)
