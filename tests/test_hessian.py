@@ -58,6 +58,25 @@ def test_lanczos_matches_full_hessian(name):
     assert max(abs(few["top_eig"]), abs(few["min_eig"])) == pytest.approx(scale, rel=0.05)
 
 
+@pytest.mark.parametrize("name", ["dln-none", "mlp-bn"])
+def test_top_only_stopping_rule_bounds_the_error(name):
+    """which="top" stops on the top Ritz pair's residual alone: no later than "both", and the top
+    eigenvalue is then within tol x spectral norm of the full Hessian's (the residual bounds the error)."""
+    model, loss_fn, x, y = _case(name)
+    model.train()
+    rng = rng_state()
+    eig = np.linalg.eigvalsh(finite_difference_hessian(model, loss_fn, x, y, rng))
+    n = sum(p.numel() for p in _params(model))
+    trace: list[float] = []
+    top = lanczos(model, loss_fn, x, y, iters=n, tol=1e-3, seed=3, rng=rng, which="top", trace=trace)
+    both = lanczos(model, loss_fn, x, y, iters=n, tol=1e-3, seed=3, rng=rng)
+    assert top["iters"] <= both["iters"] and top["rel_residual"] <= 1e-3
+    assert len(trace) == top["iters"] and trace[-1] == top["top_eig"]
+    assert abs(top["top_eig"] - eig[-1]) <= 1e-3 * np.abs(eig).max()
+    with pytest.raises(ValueError, match="which must be 'both' or 'top'"):
+        lanczos(model, loss_fn, x, y, which="bottom")
+
+
 def test_hvp_matches_finite_differences_on_conv_bn():
     """Tiny VGG with BN: H v along random unit directions equals the difference quotient of gradients.
 

@@ -33,20 +33,25 @@ def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, iters: int = 20,
-            tol: float = 1e-3, seed: int = 0, rng: dict[str, Any] | None = None) -> dict[str, float]:
+            tol: float = 1e-3, seed: int = 0, rng: dict[str, Any] | None = None, which: str = "both",
+            trace: list[float] | None = None) -> dict[str, float]:
     """Extreme Hessian eigenvalues of the training-mode loss by Lanczos on Hessian-vector products.
 
     Lanczos (with full reorthogonalisation) needs far fewer products than power iteration for
     the same accuracy and gives both ends of the spectrum. Stops after `iters` products, or once
-    the residuals of both extreme Ritz values are below `tol` relative to the spectral norm.
-    Returns the largest (`top_eig`) and smallest (`min_eig`) Ritz values, the products used and
-    that relative residual. With
-    `iters` >= the number of parameters the values are exact (up to rounding).
+    the residual of the extreme Ritz pair(s) named by `which` ("both", or "top" when only the
+    largest eigenvalue is wanted) is below `tol` relative to the spectral norm; that residual
+    bounds the eigenvalue's error. Returns the largest (`top_eig`) and smallest (`min_eig`) Ritz
+    values, the products used and that relative residual; `trace`, when given, receives the top
+    Ritz value after every product. With `iters` >= the number of parameters the values are exact
+    (up to rounding).
     """
     if not isinstance(iters, int) or iters < 1:
         raise ValueError(f"iters must be an int >= 1, got {iters!r}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if which not in ("both", "top"):
+        raise ValueError(f"which must be 'both' or 'top', got {which!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     shapes = [p.shape for p in params]
     with preserved(model):
@@ -76,7 +81,10 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
             beta = float(w.norm())
             theta, s = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
             scale = max(abs(theta[-1]), abs(theta[0]), 1e-30)  # the spectral norm estimate
-            residual = beta * max(abs(s[-1, -1]), abs(s[-1, 0])) / scale
+            ends = abs(s[-1, -1]) if which == "top" else max(abs(s[-1, -1]), abs(s[-1, 0]))
+            residual = beta * ends / scale
+            if trace is not None:
+                trace.append(float(theta[-1]))
             result = {"top_eig": float(theta[-1]), "min_eig": float(theta[0]), "iters": k,
                       "rel_residual": float(residual)}
             if not math.isfinite(beta) or residual <= tol or beta <= 1e-12 * scale:
@@ -89,7 +97,7 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
 def top_eigenvalue(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, iters: int = 20,
                    tol: float = 1e-3, seed: int = 0, rng: dict[str, Any] | None = None) -> float:
     """The largest eigenvalue of the Hessian of loss_fn(model, x, y) in training mode; the model is untouched."""
-    return lanczos(model, loss_fn, x, y, iters, tol, seed, rng)["top_eig"]
+    return lanczos(model, loss_fn, x, y, iters, tol, seed, rng, which="top")["top_eig"]
 
 
 def finite_difference_hessian(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
