@@ -62,6 +62,7 @@ def test_bench_prints_every_section(tmp_path, monkeypatch, capsys):
         assert "not installed" in out
     else:
         assert "agreement: ours vs PyHessian relative difference" in out
+        assert "equal accuracy (within" in out
     assert ("no CUDA device: skipped" in out) != torch.cuda.is_available()
 
 
