@@ -78,6 +78,32 @@ def test_a_failing_cell_fails_the_build(tmp_path):
     assert "boom" in result.stdout + result.stderr
 
 
+def test_rebuild_reexecutes_only_when_bnlib_or_the_profile_changed(tmp_path, monkeypatch):
+    """Sphinx rebuilds only edited pages; bnlib.sphinx_rebuild adds every page when bnlib's fingerprint
+    (its sources, $BNLIB_PROFILE, $BNLIB_CACHE) changed. The notebook counts its own executions."""
+    book = tmp_path / "book"
+    book.mkdir()
+    shutil.copy(ROOT / "_config.yml", book / "_config.yml")
+    (book / "references.bib").write_text((ROOT / "references.bib").read_text())
+    (book / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: counted\n")
+    (book / "index.md").write_text("# Test book\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Counted"),
+                nbformat.v4.new_code_cell("with open('executions.txt', 'a') as f:\n    f.write('x')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, book / "counted.ipynb")
+    executions = book / "executions.txt"
+    monkeypatch.setenv("BNLIB_PROFILE", "smoke")
+    for expected in (1, 1):  # first build executes; nothing changed: the rebuild does not
+        result = _jupyter_book(".", "-W", "-n", "--keep-going", cwd=book)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert executions.read_text() == "x" * expected
+    monkeypatch.setenv("BNLIB_PROFILE", "cpu")  # the pages would show another profile: re-execute
+    result = _jupyter_book(".", "-W", "-n", "--keep-going", cwd=book)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert executions.read_text() == "xx"
+
+
 @pytest.mark.slow
 def test_the_book_builds_without_warnings():
     """The README's build command (jupyter-book build . -W) succeeds, into a scratch folder."""
