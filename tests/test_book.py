@@ -158,3 +158,17 @@ def test_every_page_has_a_title_a_colab_link_and_loads_no_script_from_the_networ
         # formulas (in the text, or in a chapter title in the navigation): MathJax from the book itself
         assert re.search(r'src="(\.\./)?_static/mathjax/tex-mml-chtml\.js"', text), f"{page.name}: no MathJax"
     assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
+
+
+@pytest.mark.slow
+def test_markdown_outputs_render_as_tables_not_raw_pipes():
+    """Chapters print summary tables as Markdown outputs; CommonMark (myst-nb's default for outputs) has no
+    tables, so they showed as a paragraph of pipes. _config.yml renders outputs as MyST."""
+    from bs4 import BeautifulSoup
+
+    result, html = built_book()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    for page in [html / "index.html", *sorted((html / "chapters").glob("*.html"))]:
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        raw = [p.get_text()[:80] for p in soup.find_all("p") if re.search(r"\|\s*(---|—)+\s*\|", p.get_text())]
+        assert not raw, f"{page.name}: Markdown table shown as text: {raw}"

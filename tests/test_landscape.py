@@ -131,7 +131,7 @@ def _fake_history(scale: float, steps=(0, 10, 20, 30, 40, 50)) -> dict:
     return {"probes": {"landscape": recs, "hessian": hess}}
 
 
-@pytest.mark.parametrize(("std_scale", "verdict"), [(10.0, "reproduced"), (1.5, "partly"), (1.0, "not reproduced"),
+@pytest.mark.parametrize(("std_scale", "verdict"), [(10.0, "reproduced"), (1.5, "partly"), (1.1, "not reproduced"),
                                                      (float("nan"), "inconclusive")])
 def test_claim_verdicts(std_scale, verdict):
     from bnlib.claims import landscape as claims

@@ -21,6 +21,7 @@ from bnlib.profiles import Profile, resolve
 CHAPTER = "04_landscape_smoothness"
 MEASURES = {"loss_range": "loss range", "gdiff": "gradient change", "beta_eff": "effective beta"}
 CLEARLY = 2.0  # "smaller": the median Standard / BN ratio is at least this (a factor 2), else only the direction
+SOME = 1.25  # "partly": at least one median ratio this far above 1 (a ratio of 1.05 is no difference at all)
 ORDERS_FULL = 30.0  # "up to two orders of magnitude early": best early ratio >= 30 (within ~3x of 100 on a log axis)
 ORDERS_PART = 3.0  # ... at least this: partly
 EARLY_FRACTION = 1 / 3  # "early in training": the first third of the probed steps
@@ -71,7 +72,7 @@ def _smoother_claim(runs: dict[str, dict[str, Any]], model: str) -> ClaimResult:
         verdict = "inconclusive"
     elif all(m >= CLEARLY for m in medians):
         verdict = "reproduced"
-    elif any(m > 1 for m in medians):
+    elif any(m >= SOME for m in medians):
         verdict = "partly"
     else:
         verdict = "not reproduced"
@@ -86,7 +87,7 @@ def _smoother_claim(runs: dict[str, dict[str, Any]], model: str) -> ClaimResult:
         verdict=verdict, chapter=CHAPTER,
         details={"ratios": {k: {kk: vv for kk, vv in r[k].items() if kk != "per_step"} for k in MEASURES},
                  "per_step": {k: r[k]["per_step"].tolist() for k in MEASURES}, "steps": r["steps"].tolist(),
-                 "threshold_clearly": CLEARLY, "hessian": hessian_ratio(runs)})
+                 "threshold_clearly": CLEARLY, "threshold_partly": SOME, "hessian": hessian_ratio(runs)})
 
 
 def _orders_claim(runs: dict[str, dict[str, Any]]) -> ClaimResult:
