@@ -42,7 +42,7 @@ from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import Profile, resolve
 from bnlib.train import RunConfig, Task, batch_indices, build_task, cross_entropy, evaluate, train
 
-SECTIONS = ("loop", "probes", "hessian", "chapter", "book", "gpu")
+SECTIONS = ("loop", "speedups", "probes", "hessian", "chapter", "book", "gpu")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHAPTER = "chapters/01_ics_distributions.ipynb"
 # The canonical runs behind the paper's figures (../shared/paper-spec.md's figure table): what the book
@@ -374,6 +374,58 @@ def section_loop(args: argparse.Namespace, profile: str, device: str) -> None:
     print(f"\ninterleaved in one process, step by step (same load for both; median of {args.steps} steps each): "
           f"ours raw step {1000 * both['ours']:.1f} ms, DataLoader (num_workers=0) step {1000 * both['tv']:.1f} ms; "
           f"ours/DataLoader speed ratio {both['tv'] / both['ours']:.2f} (> 1: ours is faster)")
+
+
+# --- 1b. execution options: channels_last and torch.compile ---------------------------------------
+
+def time_execution(config: RunConfig, dev: torch.device, channels_last: bool, compiled: bool, warmup: int,
+                   steps: int) -> tuple[float, float]:
+    """(seconds of the first `warmup` steps, compile included; median seconds of the next `steps` steps)."""
+    task = task_for(config, dev)
+    model, x_all = task.model, task.x_train
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x_all = x_all.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compiled else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    batches = iter([batch_indices(len(x_all), config.batch_size, k, config.seed, dev) for k in range(warmup + steps)])
+
+    def step() -> None:
+        idx = next(batches)
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(forward(x_all[idx]), task.y_train[idx]).backward()
+        optimizer.step()
+
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync(dev)
+    first = time.perf_counter() - t0
+    return first, timed_median(step, dev, min_reps=steps, min_seconds=0.0)[0]
+
+
+def section_speedups(args: argparse.Namespace, profile: str, device: str) -> None:
+    """Step time of the profile's VGG/BN under each execution option of bnlib.train.execution_options,
+    same model init and batches; compile time (the first steps) reported apart from the timed steps."""
+    p, dev = resolve(profile), torch.device(device)
+    heading(f"1b. Execution options: channels_last and torch.compile (VGG/BN width {p.vgg_width:g}, batch "
+            f"{p.batch_size}, device {device})")
+    config = loop_config(p, args.dataset, args.steps, args.warmup)
+    rows, base = [], None
+    for channels_last, compiled in ((False, False), (True, False), (False, True), (True, True)):
+        name = f"channels_last={channels_last}, compile={compiled}"
+        try:
+            first, per_step = time_execution(config, dev, channels_last, compiled, max(1, args.warmup), args.steps)
+        except Exception as err:  # e.g. no C++ compiler for inductor on this machine
+            rows.append([name, None, None, None, f"failed: {type(err).__name__}: {str(err)[:60]}"])
+            continue
+        base = base or per_step
+        rows.append([name, per_step * 1000, config.batch_size / per_step, base / per_step,
+                     f"warm-up steps incl. compile: {first:.1f} s"])
+    print(table(["execution", "ms/step", "images/s", "speed-up", "note"], rows))
+    print("speed-up = eager default step time / this row's (> 1: faster). Turn them on for runs with "
+          "BNLIB_CHANNELS_LAST=1 / BNLIB_COMPILE=1 (bnlib.train.execution_options); fp32 throughout.")
 
 
 # --- 2. probe costs -----------------------------------------------------------------------------
@@ -769,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     probes: list[dict[str, Any]] = []
     steps = {
         "loop": lambda: section_loop(args, args.profile, args.device),
+        "speedups": lambda: section_speedups(args, args.profile, args.device),
         "probes": lambda: probes.extend(section_probes(args, args.profile, args.device)),
         "hessian": lambda: section_hessian(args, args.profile, args.device),
         "chapter": lambda: section_chapter(args, ["smoke", "cpu"] if args.full else ["smoke"]),

@@ -164,25 +164,55 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _env_flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "true", "false"):
+        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+    return value in ("1", "true")
+
+
+def execution_options(channels_last: bool | None = None, compile_model: bool | None = None) -> dict[str, bool]:
+    """How to execute (not what to compute): arguments, else $BNLIB_CHANNELS_LAST / $BNLIB_COMPILE (0 or 1).
+
+    Both are off by default and, like the device, not part of a run's cache key: they change the
+    order of floating-point operations, not the model, the data or the precision (always fp32;
+    bnlib offers no mixed precision, because the probes measure differences of losses and
+    gradients that bf16/fp16 rounding would swamp). They pay off on a CUDA GPU (tensor-core
+    friendly layout, fused kernels); `python -m bnlib.bench --only speedups` measures them.
+    """
+    return {"channels_last": _env_flag("BNLIB_CHANNELS_LAST") if channels_last is None else bool(channels_last),
+            "compile": _env_flag("BNLIB_COMPILE") if compile_model is None else bool(compile_model)}
+
+
 def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | str | None = None,
           checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool = True,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, channels_last: bool | None = None,
+          compile_model: bool | None = None) -> dict[str, Any]:
     """Train `config`, calling probes at their cadence; returns the run's history.
 
     With `checkpoint`, state is saved every `checkpoint_every` steps and on interruption, and a
     later call resumes from it, ending exactly where an uninterrupted run would. `stop_after`
     halts after that many steps (used to test resuming) and leaves the checkpoint in place.
+    `channels_last` and `compile_model` (VGG only; see `execution_options`) speed up the
+    training step; probed steps always run the plain module, so probes see the eager model.
     """
     device = torch.device(device) if device is not None else default_device()
     task = build_task(config, device)
     model, loss_fn = task.model, task.loss_fn
     classify = config.model == "vgg"
+    options = execution_options(channels_last, compile_model) if classify else {"channels_last": False,
+                                                                                "compile": False}
+    if options["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+        task.x_train = task.x_train.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if options["compile"] else model
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     history: dict[str, Any] = {
         "config": config.as_dict(), "dataset": task.dataset, "data_source": task.source, "device": str(device),
         "step_loss": torch.full((config.steps,), float("nan")), "step_acc": torch.full((config.steps,), float("nan")),
         "evals": [], "probes": {p.name: [] for p in probes}, "diverged_at": None, "steps_done": 0, "seconds": 0.0,
+        "execution": options,
     }
     start = 0
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -192,6 +222,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             history = state["history"]
+            history["execution"] = options  # how this segment runs (the results do not depend on it)
             set_rng_state(state["rng"])
             start = history["steps_done"]
             # an interruption mid-step may have left records for the step being redone
@@ -260,7 +291,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
             for p in wanted:
                 p.before_forward(model, step)
             optimizer.zero_grad(set_to_none=True)
-            out = model(x)
+            out = (model if wanted else forward)(x)
             loss = nn.functional.cross_entropy(out, y) if classify else (out - y).pow(2).sum()
             loss.backward()
             step_loss[step] = loss.detach()

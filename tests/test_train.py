@@ -132,3 +132,59 @@ def test_dln_trains_full_batch_whatever_batch_size_says(tiny_dln):
 
     train(tiny_dln.replace(batch_size=8), [BatchSize(every=7)], progress=False)
     assert sizes and all(n == tiny_dln.dln_points for n in sizes)
+
+
+def test_channels_last_runs_the_same_first_step_and_is_recorded(tiny_vgg):
+    """channels_last is an execution option: same init, same batch, same first loss (later steps may part
+    at the rounding level, as with another thread count), recorded in the history, not in the config."""
+    plain = train(tiny_vgg, progress=False)
+    fast = train(tiny_vgg, progress=False, channels_last=True)
+    assert fast["execution"] == {"channels_last": True, "compile": False}
+    assert plain["execution"] == {"channels_last": False, "compile": False}
+    assert fast["config"] == plain["config"]
+    assert float(fast["step_loss"][0]) == pytest.approx(float(plain["step_loss"][0]), rel=1e-5)
+    assert torch.isfinite(fast["step_loss"]).all()
+
+
+def test_compiled_forward_is_used_on_unprobed_steps_only(tiny_vgg, monkeypatch):
+    """torch.compile wraps the training forward; a probed step runs the plain module, so hooks and
+    double backward in probes see the eager model. (The compiler itself is stubbed: compiling on a
+    2-core CPU takes a minute; python -m bnlib.bench --only speedups runs it for real.)"""
+    calls = []
+
+    def fake_compile(model):
+        def forward(x):
+            calls.append(True)
+            return model(x)
+        return forward
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+
+    class Seen(Probe):
+        name = "seen"
+
+        def measure(self, ctx: StepContext) -> dict:
+            return {}
+
+    h = train(tiny_vgg, [Seen(every=4)], progress=False, compile_model=True)
+    assert h["execution"]["compile"] is True
+    assert len(calls) == tiny_vgg.steps - len(h["probes"]["seen"])  # 12 steps, 3 probed
+    reference = train(tiny_vgg, [Seen(every=4)], progress=False)
+    assert torch.equal(h["step_loss"], reference["step_loss"])
+
+
+def test_execution_options_from_the_environment(monkeypatch):
+    from bnlib.train import execution_options
+
+    monkeypatch.setenv("BNLIB_CHANNELS_LAST", "1")
+    monkeypatch.setenv("BNLIB_COMPILE", "0")
+    assert execution_options() == {"channels_last": True, "compile": False}
+    assert execution_options(channels_last=False) == {"channels_last": False, "compile": False}
+    monkeypatch.setenv("BNLIB_COMPILE", "yes")
+    with pytest.raises(ValueError, match="BNLIB_COMPILE must be 0 or 1"):
+        execution_options()
+
+
+def test_the_dln_ignores_execution_options(tiny_dln):
+    assert train(tiny_dln, progress=False, channels_last=True, compile_model=True)["execution"] == {
+        "channels_last": False, "compile": False}
