@@ -62,17 +62,23 @@ def test_papermill_injects_parameters(tmp_path):
     assert injected and "seed = 3" in "".join(injected[0]["source"])
 
 
-def test_a_failing_cell_fails_the_build(tmp_path):
+def _tiny_book(tmp_path: Path, name: str, code: str) -> Path:
+    """A one-chapter book with this repository's _config.yml whose chapter `name` runs `code`."""
     book = tmp_path / "book"
     book.mkdir()
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     (book / "references.bib").write_text((ROOT / "references.bib").read_text())
-    (book / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: broken\n")
+    (book / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n  - file: {name}\n")
     (book / "index.md").write_text("# Test book\n")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# Broken"), nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name.title()}"), nbformat.v4.new_code_cell(code)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, book / "broken.ipynb")
+    nbformat.write(nb, book / f"{name}.ipynb")
+    return book
+
+
+def test_a_failing_cell_fails_the_build(tmp_path):
+    book = _tiny_book(tmp_path, "broken", "raise RuntimeError('boom')")
     result = _jupyter_book(".", "-W", "-n", "--keep-going", cwd=book)
     assert result.returncode != 0
     assert "boom" in result.stdout + result.stderr
@@ -81,17 +87,7 @@ def test_a_failing_cell_fails_the_build(tmp_path):
 def test_rebuild_reexecutes_only_when_bnlib_or_the_profile_changed(tmp_path, monkeypatch):
     """Sphinx rebuilds only edited pages; bnlib.sphinx_rebuild adds every page when bnlib's fingerprint
     (its sources, $BNLIB_PROFILE, $BNLIB_CACHE) changed. The notebook counts its own executions."""
-    book = tmp_path / "book"
-    book.mkdir()
-    shutil.copy(ROOT / "_config.yml", book / "_config.yml")
-    (book / "references.bib").write_text((ROOT / "references.bib").read_text())
-    (book / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: counted\n")
-    (book / "index.md").write_text("# Test book\n")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# Counted"),
-                nbformat.v4.new_code_cell("with open('executions.txt', 'a') as f:\n    f.write('x')")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, book / "counted.ipynb")
+    book = _tiny_book(tmp_path, "counted", "with open('executions.txt', 'a') as f:\n    f.write('x')")
     executions = book / "executions.txt"
     monkeypatch.setenv("BNLIB_PROFILE", "smoke")
     for expected in (1, 1):  # first build executes; nothing changed: the rebuild does not
