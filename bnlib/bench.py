@@ -40,7 +40,7 @@ from bnlib.experiments import common
 from bnlib.models import VGG
 from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import Profile, resolve
-from bnlib.train import RunConfig, Task, batch_indices, build_task, cross_entropy, evaluate, train
+from bnlib.train import RunConfig, Task, batch_indices, build_task, cross_entropy, evaluate, prepare_execution, train
 
 SECTIONS = ("loop", "speedups", "probes", "hessian", "chapter", "book", "gpu")
 REPO = Path(__file__).resolve().parent.parent
@@ -382,11 +382,8 @@ def time_execution(config: RunConfig, dev: torch.device, channels_last: bool, co
                    steps: int) -> tuple[float, float]:
     """(seconds of the first `warmup` steps, compile included; median seconds of the next `steps` steps)."""
     task = task_for(config, dev)
-    model, x_all = task.model, task.x_train
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x_all = x_all.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compiled else model
+    model, x_all, forward = prepare_execution(task.model, task.x_train,
+                                              {"channels_last": channels_last, "compile": compiled})
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     batches = iter([batch_indices(len(x_all), config.batch_size, k, config.seed, dev) for k in range(warmup + steps)])
 
@@ -558,7 +555,7 @@ def section_hessian(args: argparse.Namespace, profile: str, device: str) -> None
         rows.append(["ours", None, None, None, None, f"not available: {err}"])
     else:
         model = copy.deepcopy(task.model)
-        timed("warm-up", "warm-up", lambda: lanczos(model, cross_entropy, x, y, iters=2, seed=0)["top_eig"])
+        lanczos(model, cross_entropy, x, y, iters=2, seed=0)  # untimed: the process's first double backward
         ritz: list[float] = []  # our top Ritz value after each product: the estimate's trajectory
         timed("ours", "ours (bnlib.probes.hessian.top_eigenvalue)",
               lambda: lanczos(model, cross_entropy, x, y, iters=iters, tol=tol, seed=0, which="top",
@@ -576,14 +573,13 @@ def section_hessian(args: argparse.Namespace, profile: str, device: str) -> None
                             cuda=dev.type == "cuda")
                 return h.eigenvalues(maxIter=max_iter, tol=tol, top_n=1)[0][0]
 
-        timed("warm-up", "warm-up", lambda: pyhessian_top(tol, 2))  # first-call allocations, untimed
+        pyhessian_top(tol, 2)  # untimed warm-up, as for ours
         torch.manual_seed(0)
         timed("pyhessian", f"PyHessian 0.1 (hessian(...).eigenvalues), tol {tol:g}", lambda: pyhessian_top(tol))
         if args.hessian_reference:
             torch.manual_seed(1)
             timed("reference", f"PyHessian, tol {tol / 100:g}, up to {3 * iters} HVPs (reference value)",
                   lambda: pyhessian_top(tol / 100, 3 * iters))
-    rows = [r for r in rows if r[0] != "warm-up"]
     print(table(["method", "top eigenvalue", "HVPs", "seconds", "ms/HVP", "note"], rows))
     print(f"each: at most {iters} Hessian-vector products (HVPs), tolerance {tol:g} under its own stopping rule "
           f"(ours: see bnlib.probes.hessian; PyHessian: power iteration, relative change of the estimate); model "

@@ -184,6 +184,16 @@ def execution_options(channels_last: bool | None = None, compile_model: bool | N
             "compile": _env_flag("BNLIB_COMPILE") if compile_model is None else bool(compile_model)}
 
 
+def prepare_execution(model: nn.Module, x: torch.Tensor,
+                      options: dict[str, bool]) -> tuple[nn.Module, torch.Tensor, Any]:
+    """(model, images, training forward) under `options` from execution_options; the model is the same
+    object (its layout changed in place) and stays what probes and evaluation call."""
+    if options["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, x, torch.compile(model) if options["compile"] else model
+
+
 def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | str | None = None,
           checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool = True,
           stop_after: int | None = None, channels_last: bool | None = None,
@@ -200,12 +210,8 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     task = build_task(config, device)
     model, loss_fn = task.model, task.loss_fn
     classify = config.model == "vgg"
-    options = execution_options(channels_last, compile_model) if classify else {"channels_last": False,
-                                                                                "compile": False}
-    if options["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-        task.x_train = task.x_train.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model) if options["compile"] else model
+    options = execution_options(channels_last, compile_model) if classify else execution_options(False, False)
+    model, task.x_train, forward = prepare_execution(model, task.x_train, options)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     history: dict[str, Any] = {
