@@ -4,6 +4,9 @@ A canonical run carries the default probes that the chapters read from it (the u
 several chapters share it: VGG/BN at LR 0.1 has histograms, ICS, landscape and Hessian records).
 A run the table does not name carries every default probe. Since a run's cache key covers the
 code of exactly the probes it carries, a change to one probe retrains only the runs carrying it.
+
+Every run function trains a `Planned` (config, probes) that a `*_plan` function lists first, so
+a chapter can say what it will train (bnlib.plan) from the same source that trains it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from bnlib.train import RunConfig
 
 PROBE_MODULES = (activations, ics, landscape)
 ALL = ("activations", "ics", "landscape", "hessian")
+
+Planned = tuple[RunConfig, list[Probe]]  # what one cached run trains: its config and the probes it carries
 
 # (norm, lr) -> the probes the chapters read from that canonical run
 VGG_READS: dict[tuple[str, float], tuple[str, ...]] = {
@@ -66,15 +71,31 @@ def _carried(probes: list[Probe], names: tuple[str, ...]) -> list[Probe]:
     return [probe for probe in probes if probe.name in names]
 
 
+def vgg_planned(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
+                **kw: Any) -> Planned:
+    """The canonical VGG run's config and the default probes VGG_READS names for it."""
+    probes = _carried(vgg_probes(profile), VGG_READS.get((norm, lr), ALL))
+    return vgg_config(profile, norm, lr, dataset, seed, **kw), probes
+
+
+def dln_planned(profile: Profile | str | None, norm: str, lr: float, seed: int = 0, **kw: Any) -> Planned:
+    """The canonical DLN run's config and the default probes DLN_READS names for it."""
+    return dln_config(profile, norm, lr, seed, **kw), _carried(dln_probes(profile), DLN_READS.get((norm, lr), ALL))
+
+
+def train_planned(planned: Planned, progress: bool = True) -> dict[str, Any]:
+    """The history of a planned run (from the cache when present, else trained)."""
+    config, probes = planned
+    return runs.run(config, probes, progress=progress)
+
+
 def vgg_run(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
             progress: bool = True, **kw: Any) -> dict[str, Any]:
     """The canonical VGG run (cached), with the default probes VGG_READS names for it."""
-    probes = _carried(vgg_probes(profile), VGG_READS.get((norm, lr), ALL))
-    return runs.run(vgg_config(profile, norm, lr, dataset, seed, **kw), probes, progress=progress)
+    return train_planned(vgg_planned(profile, norm, lr, dataset, seed, **kw), progress)
 
 
 def dln_run(profile: Profile | str | None, norm: str, lr: float, seed: int = 0, progress: bool = True,
             **kw: Any) -> dict[str, Any]:
     """The canonical DLN run (cached), with the default probes DLN_READS names for it."""
-    probes = _carried(dln_probes(profile), DLN_READS.get((norm, lr), ALL))
-    return runs.run(dln_config(profile, norm, lr, seed, **kw), probes, progress=progress)
+    return train_planned(dln_planned(profile, norm, lr, seed, **kw), progress)

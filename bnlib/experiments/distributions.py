@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bnlib import runs
-from bnlib.experiments.common import vgg_config, vgg_run
+from bnlib.experiments.common import Planned, train_planned, vgg_config, vgg_planned
 from bnlib.models import NoiseConfig
 from bnlib.profiles import Profile, resolve
 
@@ -37,17 +36,29 @@ def scaled_noise(scale: float) -> NoiseConfig:
                        r_sigma=p.r_sigma * scale)
 
 
+def fig1_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+              lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], Planned]:
+    """Figure 1's runs: Standard and +BN at each learning rate, keyed (norm, lr)."""
+    return {(norm, lr): vgg_planned(profile, norm, lr, dataset, seed) for lr in lrs for norm in ("none", "batch")}
+
+
 def fig1_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
               lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], dict[str, Any]]:
     """Figure 1: Standard and +BN at each learning rate, keyed (norm, lr)."""
-    return {(norm, lr): vgg_run(profile, norm, lr, dataset, seed) for lr in lrs for norm in ("none", "batch")}
+    return {key: train_planned(planned) for key, planned in fig1_plan(profile, dataset, seed, lrs).items()}
+
+
+def fig2_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
+              control: bool = True) -> dict[str, Planned]:
+    """Figures 2 and 8's runs: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
+    norms = FIG2_NORMS + ((CONTROL_NORM,) if control else ())
+    return {norm: vgg_planned(profile, norm, lr, dataset, seed) for norm in norms}
 
 
 def fig2_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
               control: bool = True) -> dict[str, dict[str, Any]]:
     """Figures 2 and 8: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
-    norms = FIG2_NORMS + ((CONTROL_NORM,) if control else ())
-    return {norm: vgg_run(profile, norm, lr, dataset, seed) for norm in norms}
+    return {norm: train_planned(planned) for norm, planned in fig2_plan(profile, dataset, seed, lr, control).items()}
 
 
 def truncated(history: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -59,20 +70,42 @@ def truncated(history: dict[str, Any], steps: int) -> dict[str, Any]:
     return out
 
 
-def noise_run(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
-              lr: float = FIG2_LR, norm: str = "noisy", progress: bool = True) -> dict[str, Any]:
-    """A short (widget_steps) run with the noise at `scale` x the paper's; cached, no probes."""
+Kept = tuple[Planned, int | None]  # a planned run and how many of its steps to keep (None: all)
+
+
+def noise_plan(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+               lr: float = FIG2_LR, norm: str = "noisy") -> Kept:
+    """What noise_run trains: a short run, or a canonical one of which it keeps the first widget_steps."""
     p = resolve(profile)
     if norm not in ("noisy", CONTROL_NORM):
         raise ValueError(f"noise_run: norm must be 'noisy' or {CONTROL_NORM!r}, got {norm!r}")
-    if scale == 0 and norm == "noisy":
-        return truncated(vgg_run(p, "batch", lr, dataset, seed, progress=progress), p.widget_steps)
     if scale == 0:
-        return truncated(vgg_run(p, "none", lr, dataset, seed, progress=progress), p.widget_steps)
+        return vgg_planned(p, "batch" if norm == "noisy" else "none", lr, dataset, seed), p.widget_steps
     if scale == 1 and p.widget_steps <= p.vgg_steps:
-        return truncated(vgg_run(p, norm, lr, dataset, seed, progress=progress), p.widget_steps)
-    config = vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps, noise=scaled_noise(scale))
-    return runs.run(config, [], progress=progress)
+        return vgg_planned(p, norm, lr, dataset, seed), p.widget_steps
+    return (vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps, noise=scaled_noise(scale)), []), None
+
+
+def _train_kept(kept: Kept, progress: bool = True) -> dict[str, Any]:
+    planned, steps = kept
+    history = train_planned(planned, progress)
+    return history if steps is None else truncated(history, steps)
+
+
+def noise_run(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+              lr: float = FIG2_LR, norm: str = "noisy", progress: bool = True) -> dict[str, Any]:
+    """A short (widget_steps) run with the noise at `scale` x the paper's; cached, no probes."""
+    return _train_kept(noise_plan(scale, profile, dataset, seed, lr, norm), progress)
+
+
+def grid_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+              scales: Sequence[float] = NOISE_SCALES, lr: float = FIG2_LR) -> dict[Any, Kept]:
+    """The static control's runs: one per noise scale, plus the two baselines (truncated canonical runs)."""
+    p = resolve(profile)
+    grid: dict[Any, Kept] = {s: noise_plan(s, p, dataset, seed, lr) for s in scales}
+    grid["batch"] = vgg_planned(p, "batch", lr, dataset, seed), p.widget_steps
+    grid["none"] = vgg_planned(p, "none", lr, dataset, seed), p.widget_steps
+    return grid
 
 
 def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
@@ -81,8 +114,18 @@ def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed
 
     Keys: each scale, and "batch" / "none" for the BN and Standard baselines (truncated canonical runs).
     """
-    p = resolve(profile)
-    grid: dict[Any, dict[str, Any]] = {s: noise_run(s, p, dataset, seed, lr) for s in scales}
-    grid["batch"] = truncated(vgg_run(p, "batch", lr, dataset, seed), p.widget_steps)
-    grid["none"] = truncated(vgg_run(p, "none", lr, dataset, seed), p.widget_steps)
-    return grid
+    return {key: _train_kept(kept) for key, kept in grid_plan(profile, dataset, seed, scales, lr).items()}
+
+
+def chapter1_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+                  lrs: Sequence[float] = FIG1_LRS) -> list[Planned]:
+    """Every run chapter 1 trains: Figure 1 at `lrs`, and at the paper's rates for its claim check."""
+    return [*fig1_plan(profile, dataset, seed, lrs).values(), *fig1_plan(profile, dataset, seed).values()]
+
+
+def chapter2_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
+                  scales: Sequence[float] = NOISE_SCALES) -> list[Planned]:
+    """Every run chapter 2 trains (its live control aside): Figure 2 and the noise grid at `lr`, and Figure 2
+    at the paper's rate for its claim check."""
+    grid = [planned for planned, _ in grid_plan(profile, dataset, seed, scales, lr).values()]
+    return [*fig2_plan(profile, dataset, seed, lr).values(), *grid, *fig2_plan(profile, dataset, seed).values()]

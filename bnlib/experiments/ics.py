@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from bnlib import runs
 from bnlib.experiments import common
+from bnlib.experiments.common import Planned, train_planned
 from bnlib.probes.base import StepContext, rng_state
 from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe
 from bnlib.profiles import Profile, resolve
@@ -34,37 +34,51 @@ def _check(name: str, values: Sequence[Any], count: int | None = None) -> tuple[
     return values
 
 
+def vgg_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+             lrs: Sequence[float] = VGG_LRS, layers: Sequence[int] = VGG_LAYERS) -> dict[tuple[str, float], Planned]:
+    """Figure 3 (top)'s runs: canonical ones at the default layers, else ones carrying only an ICS probe."""
+    p = resolve(profile)
+    lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
+    if tuple(sorted(layers)) == VGG_LAYERS:
+        return {(norm, lr): common.vgg_planned(p, norm, lr, dataset, seed) for lr in lrs for norm in NORMS}
+    return {(norm, lr): (common.vgg_config(p, norm, lr, dataset, seed), [ICSProbe(p.probe_every, layers)])
+            for lr in lrs for norm in NORMS}
+
+
+def dln_plan(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[float] = DLN_LRS,
+             layers: Sequence[int] = DLN_LAYERS) -> dict[tuple[str, float], Planned]:
+    """Figure 3 (bottom)'s runs, chosen as vgg_plan chooses."""
+    p = resolve(profile)
+    lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
+    if tuple(sorted(layers)) == DLN_LAYERS:
+        return {(norm, lr): common.dln_planned(p, norm, lr, seed) for lr in lrs for norm in NORMS}
+    return {(norm, lr): (common.dln_config(p, norm, lr, seed), [ICSProbe(p.dln_probe_every, layers)])
+            for lr in lrs for norm in NORMS}
+
+
 def vgg_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
              lrs: Sequence[float] = VGG_LRS, layers: Sequence[int] = VGG_LAYERS,
              progress: bool = True) -> Runs:
     """{(norm, lr): history} for Figure 3 (top)."""
-    p = resolve(profile)
-    lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
-    out: Runs = {}
-    for lr in lrs:
-        for norm in NORMS:
-            if tuple(sorted(layers)) == VGG_LAYERS:
-                out[(norm, lr)] = common.vgg_run(p, norm, lr, dataset, seed, progress=progress)
-            else:
-                config = common.vgg_config(p, norm, lr, dataset, seed)
-                out[(norm, lr)] = runs.run(config, [ICSProbe(p.probe_every, layers)], progress=progress)
-    return out
+    planned = vgg_plan(profile, dataset, seed, lrs, layers)
+    return {key: train_planned(one, progress) for key, one in planned.items()}
 
 
 def dln_runs(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[float] = DLN_LRS,
              layers: Sequence[int] = DLN_LAYERS, progress: bool = True) -> Runs:
     """{(norm, lr): history} for Figure 3 (bottom) and Figure 9 (full scale at profiles cpu and paper)."""
-    p = resolve(profile)
-    lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
-    out: Runs = {}
-    for lr in lrs:
-        for norm in NORMS:
-            if tuple(sorted(layers)) == DLN_LAYERS:
-                out[(norm, lr)] = common.dln_run(p, norm, lr, seed, progress=progress)
-            else:
-                config = common.dln_config(p, norm, lr, seed)
-                out[(norm, lr)] = runs.run(config, [ICSProbe(p.dln_probe_every, layers)], progress=progress)
-    return out
+    return {key: train_planned(planned, progress) for key, planned in dln_plan(profile, seed, lrs, layers).items()}
+
+
+def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+                 vgg_lrs: Sequence[float] = VGG_LRS, dln_lrs: Sequence[float] = DLN_LRS,
+                 vgg_layers: Sequence[int] = VGG_LAYERS, dln_layers: Sequence[int] = DLN_LAYERS) -> list[Planned]:
+    """Every run chapter 3 trains: Figure 3 for its parameters, Figure 9 (the canonical DLN runs at the
+    first of `dln_lrs`) and the claim check's runs at the paper's settings."""
+    return [*vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
+            *dln_plan(profile, seed, dln_lrs, dln_layers).values(),
+            *dln_plan(profile, seed, tuple(dln_lrs)[:1]).values(),
+            *vgg_plan(profile, dataset, seed).values(), *dln_plan(profile, seed).values()]
 
 
 def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bnlib import runs
-from bnlib.experiments.common import dln_config, dln_run, vgg_config, vgg_run
+from bnlib.experiments.common import Planned, dln_config, dln_planned, train_planned, vgg_config, vgg_planned
 from bnlib.models import DLN
 from bnlib.probes import landscape as probes
 from bnlib.probes.base import StepContext, rng_state
@@ -30,16 +29,27 @@ GRID_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the control: includes rates where Stan
 NORMS = {"Standard": "none", "+BN": "batch"}
 
 
+def vgg_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+             lr: float = VGG_LR) -> dict[str, Planned]:
+    """Figure 4 / 11's runs: the canonical VGG runs, Standard and +BN, at `lr`."""
+    return {label: vgg_planned(profile, norm, lr, dataset, seed) for label, norm in NORMS.items()}
+
+
+def dln_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LR) -> dict[str, Planned]:
+    """Figure 10's runs: the canonical DLN runs, Standard and +BN, at `lr`."""
+    return {label: dln_planned(profile, norm, lr, seed) for label, norm in NORMS.items()}
+
+
 def vgg_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
              progress: bool = True) -> dict[str, dict[str, Any]]:
     """Figure 4 / 11: the canonical VGG runs, Standard and +BN, at `lr`."""
-    return {label: vgg_run(profile, norm, lr, dataset, seed, progress=progress) for label, norm in NORMS.items()}
+    return {label: train_planned(planned, progress) for label, planned in vgg_plan(profile, dataset, seed, lr).items()}
 
 
 def dln_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LR,
              progress: bool = True) -> dict[str, dict[str, Any]]:
     """Figure 10: the canonical DLN runs (25 x 10x10, full batch), Standard and +BN, at `lr`."""
-    return {label: dln_run(profile, norm, lr, seed, progress=progress) for label, norm in NORMS.items()}
+    return {label: train_planned(planned, progress) for label, planned in dln_plan(profile, seed, lr).items()}
 
 
 def control_probes(profile: Profile | str | None = None) -> list[LandscapeProbe]:
@@ -48,21 +58,41 @@ def control_probes(profile: Profile | str | None = None) -> list[LandscapeProbe]
     return [LandscapeProbe(max(1, p.widget_steps // 5), VGG_ETA_FACTORS)]
 
 
+def control_plan(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto",
+                 seed: int = 0) -> Planned:
+    """One short run behind the learning-rate control: widget_steps steps with the landscape probe."""
+    p = resolve(profile)
+    return vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps), list(control_probes(p))
+
+
 def control_run(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
                 progress: bool = True) -> dict[str, Any]:
     """One short run behind the learning-rate control (cached): what the live widget retrains."""
-    p = resolve(profile)
-    config = vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps)
-    return runs.run(config, control_probes(p), progress=progress)
+    return train_planned(control_plan(profile, norm, lr, dataset, seed), progress)
+
+
+def grid_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+              lrs: Sequence[float] = GRID_LRS) -> dict[float, dict[str, Planned]]:
+    """The static stepper's runs: {lr: {"Standard": planned, "+BN": planned}}."""
+    if not lrs or any(not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {lrs!r}")
+    return {lr: {label: control_plan(profile, norm, lr, dataset, seed) for label, norm in NORMS.items()}
+            for lr in lrs}
 
 
 def lr_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
             lrs: Sequence[float] = GRID_LRS, progress: bool = True) -> dict[float, dict[str, dict[str, Any]]]:
     """{lr: {"Standard": history, "+BN": history}} for the static stepper over learning rates."""
-    if not lrs or any(not lr > 0 for lr in lrs):
-        raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {lrs!r}")
-    return {lr: {label: control_run(profile, norm, lr, dataset, seed, progress) for label, norm in NORMS.items()}
-            for lr in lrs}
+    return {lr: {label: train_planned(planned, progress) for label, planned in pair.items()}
+            for lr, pair in grid_plan(profile, dataset, seed, lrs).items()}
+
+
+def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+                 grid_lrs: Sequence[float] = GRID_LRS) -> list[Planned]:
+    """Every run chapter 4 trains (its live control aside): Figures 4, 10, 11 and the claim check read the
+    canonical runs; the learning-rate control trains short runs at `grid_lrs`."""
+    grid = [planned for pair in grid_plan(profile, dataset, seed, grid_lrs).values() for planned in pair.values()]
+    return [*vgg_plan(profile, dataset, seed).values(), *dln_plan(profile, seed).values(), *grid]
 
 
 def _forward_backward(net: torch.nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

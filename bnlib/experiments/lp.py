@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bnlib.experiments.common import dln_run, vgg_run
+from bnlib.experiments.common import Planned, dln_planned, train_planned, vgg_planned
 from bnlib.probes import activations, landscape
 from bnlib.profiles import Profile
 
@@ -31,18 +31,36 @@ def _check_norms(norms: tuple[str, ...]) -> None:
         raise ValueError(f"norms must be among {list(NORMS)}, got {bad}")
 
 
+def vgg_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
+             norms: tuple[str, ...] = NORMS) -> dict[str, Planned]:
+    """The canonical VGG runs, one per norm."""
+    _check_norms(norms)
+    return {n: vgg_planned(profile, n, lr, dataset, seed) for n in norms}
+
+
+def dln_plan(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
+             norms: tuple[str, ...] = NORMS) -> dict[str, Planned]:
+    """The canonical DLN runs, one per norm."""
+    _check_norms(norms)
+    return {n: dln_planned(profile, n, lr, seed) for n in norms}
+
+
 def vgg_runs(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, dict[str, Any]]:
     """Canonical VGG runs (cached), one per norm."""
-    _check_norms(norms)
-    return {n: vgg_run(profile, n, lr, dataset=dataset, seed=seed) for n in norms}
+    return {n: train_planned(planned) for n, planned in vgg_plan(profile, dataset, seed, lr, norms).items()}
 
 
 def dln_runs(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, dict[str, Any]]:
     """Canonical DLN runs (cached), one per norm."""
-    _check_norms(norms)
-    return {n: dln_run(profile, n, lr, seed=seed) for n in norms}
+    return {n: train_planned(planned) for n, planned in dln_plan(profile, seed, lr, norms).items()}
+
+
+def chapter_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, vgg_lr: float = VGG_LR,
+                 dln_lr: float = DLN_LR) -> list[Planned]:
+    """Every run chapter 5 trains: each norm on the VGG and the DLN (the claim check reads the same runs)."""
+    return [*vgg_plan(profile, dataset, seed, vgg_lr).values(), *dln_plan(profile, seed, dln_lr).values()]
 
 
 def _tail(values: Any, frac: float) -> np.ndarray:

@@ -1,0 +1,200 @@
+"""What a chapter will train on this machine, and about how long that takes, said before it starts.
+
+The estimate is an extrapolation, not a promise. Measured here, once per model shape (model, norm,
+width, batch, data) among the runs not yet cached: a few training steps of the run's own config after a
+warm-up, one probed step per probe (its extra cost over a plain step) and one evaluation on a slice of
+the evaluation images. Estimated: a run's time = steps x step + measurements x probe extra +
+evaluations x evaluation, as if every step cost what the measured ones did (data loading,
+checkpoints and compilation are left out). Runs already in the run cache cost ~0 and are not measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from bnlib import runs
+from bnlib.models import NoiseConfig
+from bnlib.probes.base import Probe, StepContext, rng_state
+from bnlib.profiles import Profile, resolve
+from bnlib.train import RunConfig, Task, batch_indices, build_task, default_device, evaluate
+
+Planned = tuple[RunConfig, list[Probe]]
+MEASURED_STEPS = 3  # timed training steps per model shape (after one warm-up step)
+EVAL_SLICE = 512  # images timed for the evaluation cost, scaled up to the run's evaluation set
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Seconds on this device for one model shape."""
+
+    step_s: float  # one training step: forward, backward, SGD update
+    eval_s: float  # one evaluation of the run (all its evaluation images)
+    probe_s: dict[str, float] = field(default_factory=dict)  # extra seconds of one measurement, by probe name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many runs a chapter needs, how many are cached, and the estimated time for the rest."""
+
+    runs: int
+    cached: int
+    seconds: float  # estimated, for the runs not in the cache
+    device: str
+    measured: tuple[str, ...]  # one line per measured model shape: what was timed
+
+
+def unique(planned: Iterable[Planned]) -> list[Planned]:
+    """The planned runs without repeats (chapters ask for a shared canonical run more than once)."""
+    seen: dict[str, Planned] = {}
+    for config, probes in planned:
+        seen.setdefault(runs.run_key(config, probes), (config, list(probes)))
+    return list(seen.values())
+
+
+def counts(config: RunConfig, probes: Iterable[Probe]) -> tuple[int, int, dict[str, int]]:
+    """(training steps, evaluations, measurements per probe name) a full run of `config` makes."""
+    steps = config.steps
+    evals = len(range(0, steps, config.eval_every)) + 1  # the loop's cadence, plus the final one
+    return steps, evals, {p.name: len(range(0, steps, p.every)) for p in probes}
+
+
+def run_seconds(config: RunConfig, probes: Iterable[Probe], cost: Cost) -> float:
+    """Estimated seconds of one run from the per-step, per-evaluation and per-measurement costs."""
+    steps, evals, measurements = counts(config, probes)
+    return steps * cost.step_s + evals * cost.eval_s + sum(n * cost.probe_s[name] for name, n in measurements.items())
+
+
+def shape(config: RunConfig) -> RunConfig:
+    """What a step's cost depends on: the config without lr, seed, length, cadence or noise level."""
+    return config.replace(lr=0.1, seed=0, steps=1, eval_every=1, noise=NoiseConfig())
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASURED_STEPS,
+            device: str | None = None) -> Cost:
+    """Time `steps` training steps of `config` after one warm-up step, one probed step per probe, and
+    an evaluation slice; on the device the run would train on (eager, default memory layout)."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    task = build_task(config, device or default_device())
+    model = task.model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    n = config.batch_size if config.model == "vgg" else len(task.x_train)
+    idx = batch_indices(len(task.x_train), n, 0, config.seed, task.x_train.device)
+    x, y = task.x_train[idx], task.y_train[idx]
+
+    def step(probe: Probe | None = None) -> float:
+        _sync()
+        start = time.perf_counter()
+        rng = rng_state()
+        if probe is not None:
+            probe.before_forward(model, 0)
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss_fn(model, x, y)
+        loss.backward()
+        if probe is not None:
+            probe.measure(StepContext(model, x, y, loss.detach(), task.loss_fn, config.lr, 0, rng, optimizer))
+        optimizer.step()
+        _sync()
+        return time.perf_counter() - start
+
+    step()  # warm-up: first-call allocations, kernel selection
+    step_s = sum(step() for _ in range(steps)) / steps
+    probe_s = {p.name: max(0.0, step(p) - step_s) for p in probes}
+    return Cost(step_s, _eval_seconds(config, task, model), probe_s)
+
+
+def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module) -> float:
+    """One evaluation as the loop does it (VGG: the test set and as many training images; DLN: all
+    points), timed on a slice of at most EVAL_SLICE images and scaled up."""
+    if config.model == "vgg":
+        xs, ys, total = task.x_test, task.y_test, 2 * len(task.x_test)
+    else:
+        xs, ys, total = task.x_train, task.y_train, len(task.x_train)
+    xs, ys = xs[:EVAL_SLICE], ys[:EVAL_SLICE]
+    _sync()
+    start = time.perf_counter()
+    evaluate(model, task.loss_fn, xs, ys, config.model == "vgg")
+    _sync()
+    return (time.perf_counter() - start) * total / len(xs)
+
+
+def describe_shape(config: RunConfig, cost: Cost) -> str:
+    """One line: which shape was timed and what each part costs."""
+    c = config
+    what = (f"VGG {c.norm}, width {c.width:g}, batch {c.batch_size}" if c.model == "vgg"
+            else f"DLN {c.norm}, {c.dln_depth} x {c.dln_dim}x{c.dln_dim}, {c.dln_points} points")
+    probes = ", ".join(f"{name} +{_fmt(s)}" for name, s in cost.probe_s.items()) or "none"
+    return f"{what}: step {_fmt(cost.step_s)}, evaluation {_fmt(cost.eval_s)}, probe measurements: {probes}"
+
+
+def make_plan(planned: Iterable[Planned], measure_fn: Callable[[RunConfig, list[Probe]], Cost] = measure) -> Plan:
+    """Count the runs, look them up in the cache, and estimate the rest from one measurement per shape."""
+    todo, everything = [], unique(planned)
+    for config, probes in everything:
+        if not runs.is_cached(config, probes):
+            todo.append((config, probes))
+    groups: dict[RunConfig, tuple[RunConfig, dict[str, Probe]]] = {}
+    for config, probes in todo:
+        first, union = groups.setdefault(shape(config), (config, {}))
+        for p in probes:
+            union.setdefault(p.name, p)
+    costs = {key: measure_fn(first, list(union.values())) for key, (first, union) in groups.items()}
+    seconds = sum(run_seconds(config, probes, costs[shape(config)]) for config, probes in todo)
+    measured = tuple(describe_shape(groups[key][0], cost) for key, cost in costs.items())
+    return Plan(len(everything), len(everything) - len(todo), seconds, device_name(), measured)
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1:
+        return f"{1e3 * seconds:.3g} ms"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def smaller(profile: Profile) -> str:
+    """The profile one step down, said as the parameter to set."""
+    return {"paper": 'profile="gpu" (full width, the first few thousand steps) or "smoke"',
+            "gpu": 'profile="smoke" (a tiny model, seconds)', "cpu": 'profile="smoke" (a tiny model, seconds)',
+            }.get(profile.name, "")
+
+
+def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
+    """The plan as the chapter prints it."""
+    head = (f"Plan on this machine ({plan.device}, profile {profile.name!r}): {plan.runs} runs, "
+            f"{plan.cached} already in the run cache.")
+    if plan.cached == plan.runs:
+        return head + " Nothing to train: every figure comes from the cache (~0 s)."
+    lines = [head, f"Estimated time for the {plan.runs - plan.cached} to train: about {_fmt(plan.seconds)} "
+             "(an estimate: each run's steps, evaluations and probe measurements x the costs measured just now).",
+             f"Measured here (mean of {MEASURED_STEPS} steps after a warm-up; each probe once, as its extra over a "
+             f"plain step; evaluation timed on up to {EVAL_SLICE} images and scaled):"]
+    lines += [f"  {line}" for line in plan.measured]
+    cheaper = " or ".join(part for part in (smaller(profile), knobs) if part)
+    if cheaper:
+        lines.append(f"Smaller: {cheaper}.")
+    return "\n".join(lines)
+
+
+def show(planned: Iterable[Planned], profile: Profile | str | None = None, knobs: str = "") -> Plan:
+    """Print the chapter's plan (what it trains here and the estimated time) and return it."""
+    plan = make_plan(planned)
+    print(text(plan, resolve(profile), knobs))
+    return plan
