@@ -1,0 +1,108 @@
+"""A chapter's plan: which runs it trains (the same list its run functions train), which are cached, and an
+estimate whose accounting is checked here with made-up costs (nothing here depends on timing)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bnlib import plan, runs
+from bnlib.experiments import distributions, ics, landscape, lp
+from bnlib.probes.activations import ActivationProbe
+from bnlib.probes.ics import ICSProbe
+
+
+def test_run_seconds_counts_steps_evaluations_and_probe_measurements(tiny_vgg):
+    config = tiny_vgg.replace(steps=100, eval_every=30)  # evaluations at 0, 30, 60, 90 and the final one
+    probes = [ActivationProbe(10, layers=[1]), ICSProbe(25, (5, 10))]  # 10 and 4 measurements
+    cost = plan.Cost(step_s=2.0, eval_s=3.0, probe_s={"activations": 0.5, "ics": 7.0})
+    assert plan.counts(config, probes) == (100, 5, {"activations": 10, "ics": 4})
+    assert plan.run_seconds(config, probes, cost) == 100 * 2.0 + 5 * 3.0 + 10 * 0.5 + 4 * 7.0
+
+
+def test_one_measurement_per_shape_and_cached_runs_cost_nothing(tiny_vgg, tiny_dln, cache):
+    calls = []
+
+    def fake_measure(config, probes):
+        calls.append((config.model, config.norm))
+        return plan.Cost(1.0, 0.0, {p.name: 10.0 for p in probes})
+
+    probe = [ICSProbe(4, (5, 10))]
+    planned = [(tiny_vgg, probe), (tiny_vgg.replace(lr=0.2), probe), (tiny_vgg, probe), (tiny_dln, [])]
+    got = plan.make_plan(planned, fake_measure)
+    assert (got.runs, got.cached) == (3, 0)  # the repeat counts once
+    assert sorted(calls) == [("dln", "batch"), ("vgg", "batch")]  # lr does not change a step's cost
+    assert got.seconds == 2 * (12 + 10 * 3) + 20
+
+    (cache / "runs").mkdir(parents=True)
+    (cache / "runs" / f"{runs.run_key(tiny_dln, [])}.pt").touch()  # as if trained: is_cached looks for the file
+    calls.clear()
+    assert plan.make_plan(planned, fake_measure).cached == 1
+    assert calls == [("vgg", "batch")]
+
+    def must_not_measure(config, probes):
+        raise AssertionError("a cached run was measured")
+
+    done = plan.make_plan([(tiny_dln, [])], must_not_measure)
+    assert (done.runs, done.cached, done.seconds) == (1, 1, 0.0)
+    assert "Nothing to train" in plan.text(done, plan.resolve("smoke"))
+
+
+def test_measure_times_the_run_and_each_probe(tiny_vgg):
+    cost = plan.measure(tiny_vgg, [ActivationProbe(1, layers=[2]), ICSProbe(1, (5, 10))], steps=1)
+    assert cost.step_s > 0 and cost.eval_s > 0
+    assert set(cost.probe_s) == {"activations", "ics"} and min(cost.probe_s.values()) >= 0
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        plan.measure(tiny_vgg, steps=0)
+
+
+def test_the_text_says_what_is_measured_and_what_makes_it_smaller(tiny_vgg):
+    got = plan.Plan(runs=5, cached=2, seconds=600.0, device="CPU (2 threads)", measured=("VGG batch: step 1 ms",))
+    out = plan.text(got, plan.resolve("paper"), knobs="fewer learning_rates")
+    assert "5 runs, 2 already in the run cache" in out and "about 10 min" in out and "estimate" in out
+    assert "VGG batch: step 1 ms" in out and 'profile="gpu"' in out and "fewer learning_rates" in out
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """Record the runs that the experiment functions ask for, instead of training them."""
+    keys: list[str] = []
+
+    def fake_run(config, probes=(), progress=True, **kw):
+        keys.append(runs.run_key(config, probes))
+        return {"step_loss": torch.zeros(config.steps), "step_acc": torch.zeros(config.steps), "evals": [],
+                "steps_done": config.steps}
+
+    monkeypatch.setattr(runs, "run", fake_run)
+    return keys
+
+
+def keys(planned):
+    return {runs.run_key(config, probes) for config, probes in planned}
+
+
+def test_chapters_train_exactly_their_plans(trained):
+    """One source of truth: what a chapter's cells (and claim checks) train is what its plan lists."""
+    d, s = "smoke", "synthetic"
+    distributions.fig2_runs(d, s, lr=0.5), distributions.noise_grid(d, s, scales=(0.0, 1.0, 3.0), lr=0.5)
+    distributions.fig2_runs(d, s)  # the claim check, at the paper's rate
+    assert set(trained) == keys(distributions.chapter2_plan(d, s, lr=0.5, scales=(0.0, 1.0, 3.0)))
+
+    trained.clear()
+    ics.vgg_runs(d, s, layers=(2, 3)), ics.dln_runs(d, lrs=(1e-7,), layers=(3, 4))
+    ics.dln_runs(d, lrs=(1e-7,)), ics.vgg_runs(d, s), ics.dln_runs(d)  # Figure 9, the claim check
+    assert set(trained) == keys(ics.chapter_plan(d, s, dln_lrs=(1e-7,), vgg_layers=(2, 3), dln_layers=(3, 4)))
+
+    trained.clear()
+    landscape.vgg_runs(d, s), landscape.dln_runs(d), landscape.lr_grid(d, s, lrs=(0.1, 1.0))
+    assert set(trained) == keys(landscape.chapter_plan(d, s, grid_lrs=(0.1, 1.0)))
+
+
+def test_chapter_plans_follow_their_parameters():
+    assert len(plan.unique(distributions.chapter1_plan("smoke", "synthetic"))) == 4
+    assert len(plan.unique(distributions.chapter1_plan("smoke", "synthetic", lrs=(0.05,)))) == 6
+    assert len(plan.unique(ics.chapter_plan("smoke", "synthetic"))) == 8
+    # other layers: runs carrying only an ICS probe, besides the canonical runs of Figure 9 and the claims
+    assert len(plan.unique(ics.chapter_plan("smoke", "synthetic", vgg_layers=(2, 3), dln_layers=(3, 4)))) == 16
+    assert len(plan.unique(landscape.chapter_plan("smoke", "synthetic", grid_lrs=(0.1, 1.0)))) == 8
+    assert len(plan.unique(lp.chapter_plan("smoke", "synthetic"))) == 10
