@@ -1,7 +1,7 @@
 """Named run scales, so one notebook serves a test (smoke), a laptop (cpu) and the paper (paper).
 
 Resolution order: an explicit name, then the BNLIB_PROFILE environment variable, then the
-hardware (`paper` when CUDA is available, `cpu` otherwise).
+hardware (`gpu` when CUDA is available, `cpu` otherwise; `paper` is one argument away).
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ PROFILES: dict[str, Profile] = {
         eval_every=50, probe_every=50, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
         widget_steps=150,
     ),
+    # one Colab-class GPU (a T4): full width over the first 3,000 steps, where Figures 1-4's differences show
+    "gpu": Profile(
+        name="gpu", vgg_width=1.0, vgg_steps=3_000, batch_size=128, n_train=None, n_test=None,
+        eval_every=300, probe_every=100, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
+        widget_steps=300,
+    ),
     "paper": Profile(
         name="paper", vgg_width=1.0, vgg_steps=15_000, batch_size=128, n_train=None, n_test=None,
         eval_every=500, probe_every=500, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
@@ -77,7 +83,7 @@ def resolve(name: str | Profile | None = None) -> Profile:
     if isinstance(name, Profile):
         return name
     if name is None or name == "":
-        name = os.environ.get("BNLIB_PROFILE") or ("paper" if torch.cuda.is_available() else "cpu")
+        name = os.environ.get("BNLIB_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {sorted(PROFILES)} (argument or BNLIB_PROFILE)")
     return PROFILES[name]

@@ -14,7 +14,16 @@ def test_hardware_default_without_environment(monkeypatch):
     monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
     assert profiles.resolve().name == "cpu"
     monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: True)
-    assert profiles.resolve().name == "paper"
+    assert profiles.resolve().name == "gpu"
+    assert profiles.resolve("paper").name == "paper"  # the paper's scale stays one parameter away
+
+
+def test_gpu_profile_is_the_papers_model_over_the_start_of_training():
+    gpu, paper = profiles.PROFILES["gpu"], profiles.PROFILES["paper"]
+    assert (gpu.vgg_width, gpu.batch_size, gpu.n_train) == (paper.vgg_width, paper.batch_size, paper.n_train)
+    assert 1_000 <= gpu.vgg_steps <= 5_000 < paper.vgg_steps  # the first few thousand of the paper's 15,000
+    assert gpu.vgg_steps // gpu.probe_every >= 20  # enough probed steps for a curve
+    assert (gpu.dln_steps, gpu.dln_points) == (paper.dln_steps, paper.dln_points)
 
 
 def test_paper_profile_has_the_papers_settings():
