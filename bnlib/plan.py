@@ -10,11 +10,16 @@ checkpoints and compilation are left out). Runs already in the run cache cost ~0
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from bnlib import runs
 from bnlib.models import NoiseConfig
@@ -23,6 +28,10 @@ from bnlib.profiles import Profile, resolve
 from bnlib.train import RunConfig, Task, batch_indices, build_task, default_device, evaluate
 
 Planned = tuple[RunConfig, list[Probe]]
+# A Colab T4, assumed (see README): 8.1 TFLOP/s fp32 peak, about half of it sustained by cuDNN's fp32
+# convolutions at batch 128; about 10 us of host-side overhead per launched operation.
+T4_FLOPS_PER_S = 4.0e12
+T4_OP_S = 10e-6
 MEASURED_STEPS = 3  # timed training steps per model shape (after one warm-up step)
 EVAL_SLICE = 512  # images timed for the evaluation cost, scaled up to the run's evaluation set
 
@@ -73,13 +82,55 @@ def shape(config: RunConfig) -> RunConfig:
     return config.replace(lr=0.1, seed=0, steps=1, eval_every=1, noise=NoiseConfig())
 
 
+Meter = Callable[[Callable[[], object]], float]  # runs a piece of work, returns its seconds
+
+
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
+def timer(work: Callable[[], object]) -> float:
+    """Wall seconds of `work` here (waiting for the GPU, if any, before and after)."""
+    _sync()
+    start = time.perf_counter()
+    work()
+    _sync()
+    return time.perf_counter() - start
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts tensor operations: on a GPU each is (at least) one kernel launch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@dataclass(frozen=True)
+class Assumed:
+    """A meter for a device that is not here: it counts instead of timing. Seconds = max(FLOPs x batch_scale /
+    flops_per_s, operations x op_s): torch's FLOP counter (convolutions and matmuls, forward, backward and
+    double backward) at an assumed sustained throughput, or the per-operation launch overhead when that is
+    larger (small models such as the DLN)."""
+
+    flops_per_s: float
+    op_s: float
+    batch_scale: float = 1.0
+
+    def __call__(self, work: Callable[[], object]) -> float:
+        flops, ops = FlopCounterMode(display=False), _OpCounter()
+        with flops, ops:
+            work()
+        return max(flops.get_total_flops() * self.batch_scale / self.flops_per_s, ops.count * self.op_s)
+
+
 def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASURED_STEPS,
-            device: str | None = None) -> Cost:
+            device: str | None = None, meter: Meter = timer) -> Cost:
     """Time `steps` training steps of `config` after one warm-up step, one probed step per probe, and
     an evaluation slice; on the device the run would train on (eager, default memory layout)."""
     if not isinstance(steps, int) or steps < 1:
@@ -91,9 +142,7 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     idx = batch_indices(len(task.x_train), n, 0, config.seed, task.x_train.device)
     x, y = task.x_train[idx], task.y_train[idx]
 
-    def step(probe: Probe | None = None) -> float:
-        _sync()
-        start = time.perf_counter()
+    def step(probe: Probe | None = None) -> None:
         rng = rng_state()
         if probe is not None:
             probe.before_forward(model, 0)
@@ -103,16 +152,14 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
         if probe is not None:
             probe.measure(StepContext(model, x, y, loss.detach(), task.loss_fn, config.lr, 0, rng, optimizer))
         optimizer.step()
-        _sync()
-        return time.perf_counter() - start
 
     step()  # warm-up: first-call allocations, kernel selection
-    step_s = sum(step() for _ in range(steps)) / steps
-    probe_s = {p.name: max(0.0, step(p) - step_s) for p in probes}
-    return Cost(step_s, _eval_seconds(config, task, model), probe_s)
+    step_s = sum(meter(step) for _ in range(steps)) / steps
+    probe_s = {p.name: max(0.0, meter(lambda p=p: step(p)) - step_s) for p in probes}
+    return Cost(step_s, _eval_seconds(config, task, model, meter), probe_s)
 
 
-def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module) -> float:
+def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module, meter: Meter) -> float:
     """One evaluation as the loop does it (VGG: the test set and as many training images; DLN: all
     points), timed on a slice of at most EVAL_SLICE images and scaled up."""
     if config.model == "vgg":
@@ -120,11 +167,22 @@ def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module) -> floa
     else:
         xs, ys, total = task.x_train, task.y_train, len(task.x_train)
     xs, ys = xs[:EVAL_SLICE], ys[:EVAL_SLICE]
-    _sync()
-    start = time.perf_counter()
-    evaluate(model, task.loss_fn, xs, ys, config.model == "vgg")
-    _sync()
-    return (time.perf_counter() - start) * total / len(xs)
+    return meter(lambda: evaluate(model, task.loss_fn, xs, ys, config.model == "vgg")) * total / len(xs)
+
+
+def assumed_cost(config: RunConfig, probes: Iterable[Probe], flops_per_s: float, op_s: float, batch: int = 8,
+                 test_images: int = 10_000) -> Cost:
+    """The cost on a device that is not here, counted on the CPU with `Assumed`. The VGG is counted on
+    `batch` images of the synthetic set (1 input channel; CIFAR-10's 3 add ~1% of the FLOPs) and scaled
+    to the run's batch, since its FLOPs are linear in the batch; its evaluation covers 2 x n_test images
+    (`test_images` when n_test is None: CIFAR-10's test split)."""
+    if config.model == "dln":
+        return measure(config, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s))
+    small = config.replace(batch_size=min(batch, config.batch_size), n_train=None, n_test=batch, dataset="synthetic")
+    scale = config.batch_size / small.batch_size
+    cost = measure(small, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s, scale))
+    per_image = cost.eval_s / scale / (2 * batch)
+    return Cost(cost.step_s, per_image * 2 * (config.n_test or test_images), cost.probe_s)
 
 
 def describe_shape(config: RunConfig, cost: Cost) -> str:
@@ -136,12 +194,11 @@ def describe_shape(config: RunConfig, cost: Cost) -> str:
     return f"{what}: step {_fmt(cost.step_s)}, evaluation {_fmt(cost.eval_s)}, probe measurements: {probes}"
 
 
-def make_plan(planned: Iterable[Planned], measure_fn: Callable[[RunConfig, list[Probe]], Cost] = measure) -> Plan:
+def make_plan(planned: Iterable[Planned], measure_fn: Callable[[RunConfig, list[Probe]], Cost] = measure,
+              cached: Callable[[RunConfig, list[Probe]], bool] = runs.is_cached) -> Plan:
     """Count the runs, look them up in the cache, and estimate the rest from one measurement per shape."""
-    todo, everything = [], unique(planned)
-    for config, probes in everything:
-        if not runs.is_cached(config, probes):
-            todo.append((config, probes))
+    everything = unique(planned)
+    todo = [(config, probes) for config, probes in everything if not cached(config, probes)]
     groups: dict[RunConfig, tuple[RunConfig, dict[str, Probe]]] = {}
     for config, probes in todo:
         first, union = groups.setdefault(shape(config), (config, {}))
@@ -170,10 +227,12 @@ def _fmt(seconds: float) -> str:
 
 
 def smaller(profile: Profile) -> str:
-    """The profile one step down, said as the parameter to set."""
-    return {"paper": 'profile="gpu" (full width, the first few thousand steps) or "smoke"',
-            "gpu": 'profile="smoke" (a tiny model, seconds)', "cpu": 'profile="smoke" (a tiny model, seconds)',
-            }.get(profile.name, "")
+    """The profile one step down, said as the parameter to set ('' at smoke, the smallest)."""
+    if profile.name == "smoke":
+        return ""
+    if profile.name == "paper":
+        return 'profile="gpu" (full width, the first few thousand steps) or "smoke" (a tiny model, seconds)'
+    return 'profile="smoke" (a tiny model, seconds)'
 
 
 def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
@@ -188,8 +247,7 @@ def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
              f"plain step; evaluation timed on up to {EVAL_SLICE} images and scaled):"]
     lines += [f"  {line}" for line in plan.measured]
     cheaper = " or ".join(part for part in (smaller(profile), knobs) if part)
-    if cheaper:
-        lines.append(f"Smaller: {cheaper}.")
+    lines.append(f"Smaller: {cheaper or 'nothing smaller than profile smoke'}.")
     return "\n".join(lines)
 
 
@@ -198,3 +256,54 @@ def show(planned: Iterable[Planned], profile: Profile | str | None = None, knobs
     plan = make_plan(planned)
     print(text(plan, resolve(profile), knobs))
     return plan
+
+
+def chapter_plans(profile: Profile | str | None, dataset: str = "auto") -> dict[str, list[Planned]]:
+    """Each training chapter's runs at its default parameters, in book order."""
+    from bnlib.experiments import distributions, ics, landscape, lp
+
+    return {"01": distributions.chapter1_plan(profile, dataset), "02": distributions.chapter2_plan(profile, dataset),
+            "03": ics.chapter_plan(profile, dataset), "04": landscape.chapter_plan(profile, dataset),
+            "05": lp.chapter_plan(profile, dataset)}
+
+
+def book_estimate(profile: Profile | str | None, flops_per_s: float, op_s: float) -> dict[str, tuple[Plan, Plan]]:
+    """Per chapter, on a device described by (flops_per_s, op_s): (its plan with an empty cache, its plan
+    after the chapters before it, whose shared runs it then finds cached)."""
+    memo: dict[tuple[RunConfig, tuple[str, ...]], Cost] = {}
+
+    def assumed(config: RunConfig, probes: list[Probe]) -> Cost:
+        key = (shape(config), tuple(sorted(p.name for p in probes)))
+        if key not in memo:
+            memo[key] = assumed_cost(config, probes, flops_per_s, op_s)
+        return memo[key]
+
+    out, done = {}, set()
+    for chapter, planned in chapter_plans(profile, "synthetic").items():
+        alone = make_plan(planned, assumed, cached=lambda c, p: False)
+        after = make_plan(planned, assumed, cached=lambda c, p, done=frozenset(done): runs.run_key(c, p) in done)
+        done |= {runs.run_key(c, p) for c, p in planned}
+        out[chapter] = alone, after
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bnlib.plan", description="Estimate each chapter's time on a "
+                                     "GPU that is not here, from counted FLOPs and operations (no timing).")
+    parser.add_argument("--profile", default="gpu")
+    parser.add_argument("--flops-per-s", type=float, default=T4_FLOPS_PER_S, help="sustained fp32 FLOP/s assumed")
+    parser.add_argument("--op-s", type=float, default=T4_OP_S, help="seconds per tensor operation (launch overhead)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    print(f"Estimates (not measurements) at profile {args.profile!r}: {args.flops_per_s / 1e12:g} TFLOP/s sustained, "
+          f"{1e6 * args.op_s:g} us per operation")
+    for chapter, (alone, after) in book_estimate(args.profile, args.flops_per_s, args.op_s).items():
+        print(f"chapter {chapter}: {alone.runs} runs, about {_fmt(alone.seconds)} alone, "
+              f"{_fmt(after.seconds)} after the chapters before it")
+        for line in alone.measured:
+            print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,10 @@
 """Keep the repository URL in ONE place (_config.yml `repository.url`) and copy it where Colab needs it.
 
 Two places use it: each chapter's first code cell, which installs bnlib on Colab (and only there) with
-`pip install "bnlib @ git+URL"`, and the README's table of "Open in Colab" links. After changing the URL
-in _config.yml, run ``python -m bnlib.stamp_colab``; ``--check`` only reports (tests/test_colab.py runs it).
+`pip install "bnlib @ git+URL"`, and the README's table of "Open in Colab" links. The check also wants,
+in every chapter that trains, the commented cell after it that points the run cache at Google Drive.
+After changing the URL in _config.yml, run ``python -m bnlib.stamp_colab``; ``--check`` only reports
+(tests/test_colab.py runs it).
 """
 
 from __future__ import annotations
@@ -88,6 +90,17 @@ def setup_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
     return code[0] if code and "google.colab" in code[0].source else None
 
 
+def drive_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """The code cell right after the setup cell, if it is the commented Google Drive cell (it names BNLIB_CACHE)."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return code[1] if len(code) > 1 and "BNLIB_CACHE" in code[1].source and "drive.mount" in code[1].source else None
+
+
+def trains(nb: nbformat.NotebookNode) -> bool:
+    """Whether the chapter trains runs: it then prints its plan first (bnlib.plan.show)."""
+    return any(c.cell_type == "code" and "plan.show(" in c.source for c in nb.cells)
+
+
 def title(nb: nbformat.NotebookNode) -> str:
     """The notebook's title: the first '# ' heading of its first markdown cell."""
     for cell in nb.cells:
@@ -110,17 +123,25 @@ def badge_table(root: Path, repo: Repository) -> str:
 
 
 def problems(root: Path) -> list[str]:
-    """Everything that disagrees with _config.yml's repository; empty when all is stamped."""
+    """Everything that disagrees with _config.yml's repository, and training chapters without their (commented)
+    Google Drive cell; empty when all is stamped."""
     repo = repository(root)
     found = []
     for path in chapter_notebooks(root):
-        cell = setup_cell(nbformat.read(path, as_version=4))
+        nb = nbformat.read(path, as_version=4)
+        cell = setup_cell(nb)
         if cell is None:
             found.append(f"{path.name}: the first code cell is not the Colab setup cell")
             continue
         installs = _PIP.findall(cell.source)
         if installs != [repo.pip_requirement()]:
             found.append(f"{path.name}: setup cell installs {installs}, expected [{repo.pip_requirement()}]")
+        drive = drive_cell(nb)
+        if trains(nb) and drive is None:
+            found.append(f"{path.name}: trains runs but has no Google Drive cell right after the setup cell")
+        elif drive is not None and any(line.strip() and not line.lstrip().startswith("#")
+                                       for line in drive.source.splitlines()):
+            found.append(f"{path.name}: the Google Drive cell must stay commented (it runs in the book build)")
     readme = (root / "README.md").read_text()
     expected = {repo.colab_link(p.relative_to(root).as_posix()) for p in chapter_notebooks(root)}
     linked = set(re.findall(re.escape(repo.colab_url.rstrip("/")) + r"/github/[^)\s\"]+", readme))

@@ -69,3 +69,42 @@ def test_stamp_rewrites_every_place_from_config(tmp_path):
     readme = (tmp_path / "README.md").read_text()
     assert "github/someone-else/fork-of-the-book/blob/main/chapters/" in readme
     assert stamp_colab.stamp(tmp_path) == [], "stamping twice changes nothing"
+
+
+TRAINING = [p for p in CHAPTERS if stamp_colab.trains(nbformat.read(p, as_version=4))]
+
+
+def test_chapters_that_train_are_the_five_experiment_chapters():
+    assert [p.name[:2] for p in TRAINING] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", TRAINING, ids=lambda p: p.stem)
+def test_the_drive_cell_sits_between_setup_and_parameters_and_matches_the_readme(path):
+    nb = nbformat.read(path, as_version=4)
+    cell = stamp_colab.drive_cell(nb)
+    assert cell is not None, f"{path.name}: no Google Drive cell right after the setup cell"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[1] is cell and "parameters" in code[2].metadata.get("tags", [])
+    lines = cell.source.splitlines()
+    assert all(line.startswith("#") for line in lines), "the cell must do nothing outside Colab: keep it commented"
+    readme = (ROOT / "README.md").read_text()
+    snippet = readme.split("from google.colab import drive", 1)[1].split("```", 1)[0]
+    wanted = ["from google.colab import drive", *[line for line in snippet.splitlines() if line.strip()]]
+    assert all(f"# {line}" in lines for line in wanted), f"{path.name}: the Drive cell differs from the README's"
+
+
+def test_the_check_reports_a_missing_or_live_drive_cell(tmp_path):
+    for name in ("_config.yml", "_toc.yml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "chapters", tmp_path / "chapters", ignore=shutil.ignore_patterns("*.md"))
+    first, second = (tmp_path / "chapters" / p.name for p in TRAINING[:2])
+    nb = nbformat.read(first, as_version=4)
+    cell = stamp_colab.drive_cell(nb)
+    cell.source = cell.source.replace("# drive.mount", "drive.mount")
+    nbformat.write(nb, first)
+    nb = nbformat.read(second, as_version=4)
+    nb.cells.remove(stamp_colab.drive_cell(nb))
+    nbformat.write(nb, second)
+    found = stamp_colab.problems(tmp_path)
+    assert any(first.name in f and "stay commented" in f for f in found)
+    assert any(second.name in f and "no Google Drive cell" in f for f in found)

@@ -3,6 +3,10 @@ estimate whose accounting is checked here with made-up costs (nothing here depen
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
 
@@ -106,3 +110,16 @@ def test_chapter_plans_follow_their_parameters():
     assert len(plan.unique(ics.chapter_plan("smoke", "synthetic", vgg_layers=(2, 3), dln_layers=(3, 4)))) == 16
     assert len(plan.unique(landscape.chapter_plan("smoke", "synthetic", grid_lrs=(0.1, 1.0)))) == 8
     assert len(plan.unique(lp.chapter_plan("smoke", "synthetic"))) == 10
+
+
+CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("*.ipynb"))
+TRAINS = re.compile(r"\b(\w+_runs|noise_grid|lr_grid)\(")  # the calls that train runs
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_the_plan_is_printed_just_before_the_first_cell_that_trains(path):
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    trains = [i for i, c in enumerate(code) if TRAINS.search(c.source)]
+    plans = [i for i, c in enumerate(code) if "plan.show(" in c.source]
+    expected = [trains[0] - 1] if trains else []  # chapter 6 trains nothing
+    assert plans == expected, f"{path.name}: plan cells at {plans}, training cells at {trains}"
