@@ -123,3 +123,19 @@ def test_the_plan_is_printed_just_before_the_first_cell_that_trains(path):
     plans = [i for i, c in enumerate(code) if "plan.show(" in c.source]
     expected = [trains[0] - 1] if trains else []  # chapter 6 trains nothing
     assert plans == expected, f"{path.name}: plan cells at {plans}, training cells at {trains}"
+
+
+def test_the_assumed_meter_counts_flops_and_operations_instead_of_timing():
+    a, b = torch.ones(64, 32), torch.ones(32, 16)
+    assert plan.Assumed(flops_per_s=1e6, op_s=0.0)(lambda: a @ b) == 2 * 64 * 32 * 16 / 1e6
+    assert plan.Assumed(flops_per_s=1e6, op_s=0.0, batch_scale=4)(lambda: a @ b) == 4 * 2 * 64 * 32 * 16 / 1e6
+    assert plan.Assumed(flops_per_s=1e30, op_s=1.0)(lambda: (a + 1) * 2) == 2.0  # two operations, no FLOPs
+
+
+def test_an_assumed_vgg_cost_does_not_depend_on_the_batch_it_was_counted_on(tiny_vgg):
+    config = tiny_vgg.replace(batch_size=64, n_test=None)
+    probes = [ICSProbe(1, (5, 10))]
+    small, smaller = (plan.assumed_cost(config, probes, 1e9, 0.0, batch=b, test_images=100) for b in (4, 2))
+    assert small.step_s == pytest.approx(smaller.step_s) and small.step_s > 0
+    assert small.probe_s["ics"] == pytest.approx(smaller.probe_s["ics"]) and small.probe_s["ics"] > 0
+    assert small.eval_s == pytest.approx(smaller.eval_s)
