@@ -5,7 +5,11 @@ width, batch, data) among the runs not yet cached: a few training steps of the r
 warm-up, one probed step per probe (its extra cost over a plain step) and one evaluation on a slice of
 the evaluation images. Estimated: a run's time = steps x step + measurements x probe extra +
 evaluations x evaluation, as if every step cost what the measured ones did (data loading,
-checkpoints and compilation are left out). Runs already in the run cache cost ~0 and are not measured.
+checkpoints and compilation are left out). Runs already in the run cache cost ~0 and are not measured;
+a run with a checkpoint (interrupted) still counts in full.
+
+Without the device at hand, `python -m bnlib.plan --profile gpu` estimates each chapter on an assumed GPU
+by counting FLOPs and operations instead of timing (`Assumed`, `assumed_cost`): the README's T4 table.
 """
 
 from __future__ import annotations
