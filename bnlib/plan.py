@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from bnlib import runs
 from bnlib.models import NoiseConfig
@@ -103,16 +101,23 @@ def timer(work: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-class _OpCounter(TorchDispatchMode):
-    """Counts tensor operations: on a GPU each is (at least) one kernel launch."""
+def count(work: Callable[[], object]) -> tuple[int, int]:
+    """(FLOPs, tensor operations) of `work`: torch's FLOP counter, and one count per dispatched operation
+    (on a GPU each is at least one kernel launch). Imported here: only the offline estimate needs them."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
+    class OpCounter(TorchDispatchMode):
+        ops = 0
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.count += 1
-        return func(*args, **(kwargs or {}))
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            self.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    flops, ops = FlopCounterMode(display=False), OpCounter()
+    with flops, ops:
+        work()
+    return flops.get_total_flops(), ops.ops
 
 
 @dataclass(frozen=True)
@@ -127,10 +132,8 @@ class Assumed:
     batch_scale: float = 1.0
 
     def __call__(self, work: Callable[[], object]) -> float:
-        flops, ops = FlopCounterMode(display=False), _OpCounter()
-        with flops, ops:
-            work()
-        return max(flops.get_total_flops() * self.batch_scale / self.flops_per_s, ops.count * self.op_s)
+        flops, ops = count(work)
+        return max(flops * self.batch_scale / self.flops_per_s, ops * self.op_s)
 
 
 def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASURED_STEPS,
