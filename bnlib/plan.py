@@ -26,7 +26,7 @@ import torch
 from bnlib import runs
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
-from bnlib.profiles import Profile, resolve
+from bnlib.profiles import PROFILES, Profile, resolve
 from bnlib.train import RunConfig, Task, batch_indices, build_task, default_device, evaluate
 
 Planned = tuple[RunConfig, list[Probe]]
@@ -233,13 +233,14 @@ def _fmt(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h"
 
 
+SMALLER = {"paper": ("gpu", "smoke"), "gpu": ("cpu", "smoke"), "cpu": ("smoke",)}  # the next profiles down
+
+
 def smaller(profile: Profile) -> str:
-    """The profile one step down, said as the parameter to set ('' at smoke, the smallest)."""
-    if profile.name == "smoke":
-        return ""
-    if profile.name == "paper":
-        return 'profile="gpu" (full width, the first few thousand steps) or "smoke" (a tiny model, seconds)'
-    return 'profile="smoke" (a tiny model, seconds)'
+    """The smaller profiles, said as the parameter to set ('' at smoke, the smallest)."""
+    names = SMALLER.get(profile.name, ("smoke",) if profile.name != "smoke" else ())
+    return " or ".join(f'profile="{n}" (VGG width {PROFILES[n].vgg_width:g}, {PROFILES[n].vgg_steps:,} steps)'
+                       for n in names)
 
 
 def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
