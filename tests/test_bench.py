@@ -4,6 +4,7 @@ a busy machine may make it print odd numbers or n/a, never crash."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import nbformat
@@ -13,14 +14,15 @@ from torch import nn
 
 from bnlib import bench
 from bnlib import data as bdata
-from bnlib.bench import book, hessian, loop
+from bnlib.bench import book, hardware, hessian, loop
 from bnlib.experiments import common
+from bnlib.models import VGG
 from bnlib.probes.base import Probe, StepContext
 from bnlib.probes.hessian import lanczos
 from bnlib.profiles import resolve
 
 TINY = ["--profile", "smoke", "--dataset", "synthetic", "--steps", "2", "--warmup", "1", "--rounds", "1",
-        "--hessian-iters", "5"]
+        "--hessian-iters", "5", "--matmul-size", "64"]
 
 
 class CountingProbe(Probe):
@@ -59,12 +61,15 @@ def test_bench_prints_every_default_section(tmp_path, tiny_book, capsys):
                 "torchvision DataLoader, num_workers=2", "its input pipeline alone", "ru_maxrss MiB",
                 "largest DataLoader worker process", "interleaved in one process",
                 "channels_last=False, compile=False", "channels_last=True, compile=True",
-                "(no default probes defined yet)", "tiny.ipynb",
+                "utilization (training step / machine peak", "loop overhead (bnlib.train.train step / bare eager",
+                "what would get closer", "widened", "(no default probes defined yet)", "tiny.ipynb",
                 "vgg/batch", "0.1, 0.5", "dln/none", "projected canonical runs of the book"):
         assert row in out, f"missing {row!r} in:\n{out}"
     assert CountingProbe.calls >= 3  # one untimed + two timed measurements
     counting = next(line for line in out.splitlines() if line.startswith("vgg") and "counting" in line)
     assert "error" not in counting
+    layers = [line.split()[0] for line in out.splitlines() if re.match(r"#\d+ ", line)]
+    assert layers == [f"#{k}" for k in range(1, 15)]  # 13 convs and the classifier, each timed
     chapter = next(line for line in out.splitlines() if line.startswith("tiny.ipynb"))
     assert float(chapter.split()[3].replace(",", "")) > 300  # the kernel's 300 MiB array is counted
     assert "ours (bnlib.probes.hessian.top_eigenvalue)" in out and "PyHessian" in out
@@ -82,9 +87,14 @@ def test_a_frozen_clock_prints_na_instead_of_crashing(tiny_book, monkeypatch, ca
     """Every measured time 0 (a coarse clock, a busy machine): each figure that divides by one is n/a."""
     monkeypatch.setattr(time, "perf_counter", lambda: 1.0)
     monkeypatch.setattr(time, "process_time", lambda: 1.0)
-    bench.main(TINY + ["--only", "probes", "hessian", "book"])
+    hardware.matmul_peak.cache_clear()
+    bench.main(TINY + ["--only", "utilization", "layers", "probes", "hessian", "book"])
+    hardware.matmul_peak.cache_clear()
     out = capsys.readouterr().out
     assert "FAILED" not in out, out
+    utilization = next(line for line in out.splitlines() if line.startswith("utilization (training step"))
+    assert utilization.endswith(": n/a")
+    assert "loop overhead (bnlib.train.train step / bare eager step - 1): n/a" in out
     assert "projected canonical runs of the book at profile smoke on cpu: n/a min wall" in out
 
 
@@ -99,6 +109,18 @@ def test_the_loop_report_survives_zero_and_missing_times(capsys):
     loop.report_loop([(ours, tv)], {"ours": 0.0, "tv": 0.0}, 32, 2, 1)
     out = capsys.readouterr().out
     assert "ours/DataLoader speed ratio n/a" in out and "n/a" in out.split("ours/this")[1]
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_the_layer_flop_count_agrees_with_torch(norm):
+    """Our analytic count (backward = 2 x forward, no input gradient for the first layer) is torch's."""
+    torch.manual_seed(0)
+    model = VGG(norm, 1 / 16, in_channels=3)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    costs = hardware.layer_costs(model, x)
+    assert [c.number for c in costs] == list(range(1, 15))
+    assert costs[0].backward == costs[0].forward and costs[1].backward == 2 * costs[1].forward
+    assert sum(c.total for c in costs) == hardware.flop_counter_total(model, x, y)
 
 
 class Quadratic(nn.Module):
@@ -148,7 +170,7 @@ def test_torchvision_dataset_gives_the_same_images(dataset):
 
 def test_sections_and_bad_options():
     assert bench.parse_args([]).only == list(bench.DEFAULT_SECTIONS)
-    for bad in (["--steps", "0"], ["--only", "nothing"], ["--hessian-tol", "0"]):
+    for bad in (["--steps", "0"], ["--matmul-size", "0"], ["--only", "nothing"], ["--hessian-tol", "0"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
     with pytest.raises(ValueError, match="unknown profile"):

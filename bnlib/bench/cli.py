@@ -16,6 +16,7 @@ import torch
 from bnlib import data as bdata
 from bnlib.bench.book import section_book, section_gpu
 from bnlib.bench.builds import DEFAULT_CHAPTER, section_chapter
+from bnlib.bench.hardware import section_layers, section_utilization
 from bnlib.bench.hessian import section_hessian
 from bnlib.bench.loop import child_main, section_loop
 from bnlib.bench.probes import section_probes
@@ -23,7 +24,7 @@ from bnlib.bench.speedups import section_speedups
 from bnlib.bench.util import peak_rss_mb
 from bnlib.profiles import resolve
 
-DEFAULT_SECTIONS = ("loop", "speedups", "probes", "hessian", "chapter", "book", "gpu")
+DEFAULT_SECTIONS = ("loop", "speedups", "utilization", "layers", "probes", "hessian", "chapter", "book", "gpu")
 SECTIONS = DEFAULT_SECTIONS
 
 
@@ -43,6 +44,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "best kept (default: 2)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers to try")
     parser.add_argument("--probe-reps", type=int, default=2, help="timed measurements per probe (default: 2)")
+    parser.add_argument("--matmul-size", type=int, default=2048,
+                        help="n of the n x n fp32 matmul that measures the machine's peak (default: 2048)")
     parser.add_argument("--hessian-iters", type=int, default=100,
                         help="cap on Hessian-vector products per method (PyHessian default: 100)")
     parser.add_argument("--hessian-tol", type=float, default=1e-3,
@@ -53,7 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="also run the chapter at profile cpu (minutes)")
     parser.add_argument("--child", choices=("ours", "torchvision", "interleaved"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("steps", "warmup", "threads", "probe_reps", "hessian_iters", "rounds"):
+    for name in ("steps", "warmup", "threads", "probe_reps", "hessian_iters", "rounds", "matmul_size"):
         minimum = 0 if name == "warmup" else 1
         if getattr(args, name) < minimum:
             parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
@@ -71,6 +74,8 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     return {
         "loop": lambda: section_loop(args, args.profile, args.device),
         "speedups": lambda: section_speedups(args, args.profile, args.device),
+        "utilization": lambda: section_utilization(args, args.profile, args.device),
+        "layers": lambda: section_layers(args, args.profile, args.device),
         "probes": lambda: probes.extend(section_probes(args, args.profile, args.device)),
         "hessian": lambda: section_hessian(args, args.profile, args.device),
         "chapter": lambda: section_chapter(args, ["smoke", "cpu"] if args.full else ["smoke"]),
