@@ -5,6 +5,7 @@ a busy machine may make it print odd numbers or n/a, never crash."""
 from __future__ import annotations
 
 import re
+import sys
 import time
 
 import nbformat
@@ -14,7 +15,7 @@ from torch import nn
 
 from bnlib import bench
 from bnlib import data as bdata
-from bnlib.bench import book, hardware, hessian, loop
+from bnlib.bench import book, builds, hardware, hessian, loop
 from bnlib.experiments import common
 from bnlib.models import VGG
 from bnlib.probes.base import Probe, StepContext
@@ -81,6 +82,7 @@ def test_bench_prints_every_default_section(tmp_path, tiny_book, capsys):
         assert "agreement: ours vs PyHessian relative difference" in out
         assert "equal accuracy (within" in out
     assert ("no CUDA device: skipped" in out) != torch.cuda.is_available()
+    assert "Cold book build" not in out  # opt-in only
 
 
 def test_a_frozen_clock_prints_na_instead_of_crashing(tiny_book, monkeypatch, capsys):
@@ -168,8 +170,19 @@ def test_torchvision_dataset_gives_the_same_images(dataset):
         assert torch.allclose(x, ours.x_train[i], atol=1e-5) and y == int(ours.y_train[i])
 
 
+def test_measure_command_reports_time_of_children_and_errors(tmp_path):
+    ok = builds.measure_command([sys.executable, "-c", "sum(i * i for i in range(3 * 10**6))"], cwd=tmp_path)
+    assert ok["rc"] == 0 and "error" not in ok and ok["cpu_seconds"] > 0 and ok["rss_mb"] > 0
+    bad = builds.measure_command([sys.executable, "-c", "raise SystemExit('no book here')"], cwd=tmp_path)
+    assert bad["rc"] == 1 and bad["error"] == "no book here"
+    cmd = builds.book_build_command(tmp_path / "out")
+    assert cmd[1] == "build" and cmd[cmd.index("--path-output") + 1] == str(tmp_path / "out")
+
+
 def test_sections_and_bad_options():
     assert bench.parse_args([]).only == list(bench.DEFAULT_SECTIONS)
+    assert "book-build" in bench.SECTIONS and "book-build" not in bench.DEFAULT_SECTIONS
+    assert bench.parse_args(["--only", "book-build"]).only == ["book-build"]
     for bad in (["--steps", "0"], ["--matmul-size", "0"], ["--only", "nothing"], ["--hessian-tol", "0"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)

@@ -9,7 +9,8 @@ Sections, one module per group:
   eager step; `layers` per-layer times and FLOP/s, and what would reach the peak (.hardware);
 - `probes` each default probe's cost (.probes); `hessian` our top Hessian eigenvalue vs PyHessian's
   (.hessian);
-- `chapter` peak memory of a chapter under papermill (.builds);
+- `chapter` peak memory of a chapter under papermill; opt-in, `book-build` a cold jupyter-book
+  build's wall and CPU time (.builds);
 - `book` projected time of the book's canonical runs, `gpu` the same at profile paper on CUDA (.book).
 Figures are printed, never asserted: a timed test would be flaky on a shared machine, a table measured
 in one run is comparable. Where a figure cannot be formed (a time that rounds to 0 on a busy machine)

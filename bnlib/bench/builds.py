@@ -1,4 +1,5 @@
-"""Section `chapter`: peak memory of one chapter under papermill.
+"""Sections `chapter` (peak memory of one chapter under papermill) and `book-build` (wall and CPU time
+of a cold `jupyter-book build`; opt-in: at the cpu profile it takes about half an hour).
 
 Both run the command under a small wrapper process whose only children are that command and what it
 starts: the wrapper's RUSAGE_CHILDREN then gives their CPU time (user + sys, summed over every
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bnlib.bench.util import REPO, heading, table
+from bnlib.bench.util import REPO, heading, ratio, scaled, table
 
 DEFAULT_CHAPTER = "chapters/01_ics_distributions.ipynb"
 RUSAGE_WRAPPER = (
@@ -62,3 +63,28 @@ def section_chapter(args: argparse.Namespace, profiles: Sequence[str]) -> None:
                 r = measure_command(chapter_command(path, Path(tmp) / "out.ipynb", profile, args.dataset), env)
             rows.append([path.name, profile, r.get("seconds"), r.get("rss_mb"), r.get("error", "")])
     print(table(["notebook", "profile", "seconds", "peak RSS MiB", "error"], rows))
+
+
+def book_build_command(out: Path) -> list[str]:
+    """The Makefile's `make book` command, into `out` instead of the repository's _build."""
+    return [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "-W", "-n", "--keep-going",
+            "--path-output", str(out)]
+
+
+def section_book_build(profile: str) -> None:
+    """A cold build: fresh run cache (every run trains) and fresh build folder (every page executes);
+    the dataset cache (BNLIB_DATA) is kept, as a second clone on the same machine would."""
+    heading(f"8. Cold book build: jupyter-book build at profile {profile}, fresh run cache and build folder")
+    with tempfile.TemporaryDirectory(prefix="bnlib-book-") as tmp:
+        env = {**os.environ, "BNLIB_PROFILE": profile, "BNLIB_CACHE": str(Path(tmp) / "cache")}
+        r = measure_command(book_build_command(Path(tmp) / "out"), env)
+    cores = os.cpu_count() or 1
+    print(table(["build", "wall min", "CPU min (user+sys)", "CPU / wall", "peak RSS MiB", "error"],
+                [[f"profile {profile}", scaled(r.get("seconds"), 1 / 60), scaled(r.get("cpu_seconds"), 1 / 60),
+                  cpu_per_wall(r), r.get("rss_mb"), r.get("error", "")]]))
+    print(f"CPU / wall = cores kept busy on average ({cores} here; the load average also counts other work). "
+          f"Dataset cache kept ({os.environ.get('BNLIB_DATA', '~/.cache/bnlib-data')}).")
+
+
+def cpu_per_wall(r: dict[str, Any]) -> float | None:
+    return ratio(r.get("cpu_seconds"), r.get("seconds"))
