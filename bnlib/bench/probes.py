@@ -10,8 +10,17 @@ from typing import Any
 
 import torch
 
-from bnlib.bench.util import heading, percent, positive_ratio, quiet_config, ratio, scaled, table, timed_train
-from bnlib.bench.util import train_step_seconds as step_seconds
+from bnlib.bench.util import (
+    heading,
+    percent,
+    positive_ratio,
+    quiet_config,
+    ratio,
+    scaled,
+    table,
+    timed_train,
+    train_step_seconds,
+)
 from bnlib.experiments import common
 from bnlib.probes.base import Probe
 from bnlib.profiles import Profile, resolve
@@ -56,7 +65,7 @@ def probe_costs(profile: Profile, dataset: str, device: torch.device, warmup: in
         if not probes:
             results.append({"model": model_name, "probe": None})
             continue
-        plain = step_seconds(config, device, warmup, steps)
+        plain = train_step_seconds(config, device, warmup, steps)
         results += [{"model": model_name, **probe_cost(config, probe, plain, reps, device)} for probe in probes]
     return results
 
