@@ -1,0 +1,3 @@
+from bnlib.bench.cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""Section `probes`: each default probe's cost per measurement, in training steps, measured through
+bnlib.train.train: a run with the probe measuring at every step against the same run without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from typing import Any
+
+import torch
+
+from bnlib.bench.util import (
+    heading,
+    percent,
+    positive_ratio,
+    quiet_config,
+    ratio,
+    scaled,
+    table,
+    timed_train,
+    train_step_seconds,
+)
+from bnlib.experiments import common
+from bnlib.probes.base import Probe
+from bnlib.profiles import Profile, resolve
+from bnlib.train import RunConfig
+
+
+def every_step(probe: Probe) -> Probe:
+    """A copy of `probe` measuring at every step: the cost of one measurement does not depend on the
+    cadence, and timing `reps` measurements then takes `reps` steps, not `reps` x `every`."""
+    probe = copy.deepcopy(probe)
+    probe.every = 1
+    return probe
+
+
+def probe_cost(config: RunConfig, probe: Probe, plain: tuple[float | None, float | None], reps: int,
+               device: torch.device) -> dict[str, Any]:
+    """Extra seconds of one measurement, in plain steps (wall and CPU): (run with the probe - run
+    without) / measurements / plain step time. A first, untimed run pays the probe's lazy set-up."""
+    row: dict[str, Any] = {"probe": probe.name, "every": probe.every, "plain_s": plain[0], "plain_cpu_s": plain[1]}
+    try:
+        run = quiet_config(config, reps)
+        timed_train(quiet_config(config, 1), device, [every_step(probe)])
+        with_wall, with_cpu, history = timed_train(run, device, [every_step(probe)])
+        wall, cpu, _ = timed_train(run, device)
+        n = len(history["probes"][probe.name])
+        row["cost_steps"] = ratio(positive_ratio(with_wall - wall, n), plain[0])
+        row["cost_cpu"] = ratio(positive_ratio(with_cpu - cpu, n), plain[1])
+        row["share"] = ratio(row["cost_steps"], probe.every)
+        row["share_cpu"] = ratio(row["cost_cpu"], probe.every)
+    except Exception as err:  # report a probe that fails here instead of losing the whole table
+        row["error"] = f"{type(err).__name__}: {err}"
+    return row
+
+
+def probe_costs(profile: Profile, dataset: str, device: torch.device, warmup: int, steps: int,
+                reps: int) -> list[dict[str, Any]]:
+    """For every default probe of the canonical runs: its cost per measurement, in plain steps."""
+    results = []
+    setups = (("vgg", common.vgg_config(profile, "batch", 0.1, dataset), common.vgg_probes(profile)),
+              ("dln", common.dln_config(profile, "batch", 1e-6), common.dln_probes(profile)))
+    for model_name, config, probes in setups:
+        if not probes:
+            results.append({"model": model_name, "probe": None})
+            continue
+        plain = train_step_seconds(config, device, warmup, steps)
+        results += [{"model": model_name, **probe_cost(config, probe, plain, reps, device)} for probe in probes]
+    return results
+
+
+def section_probes(args: argparse.Namespace, profile: str, device: str) -> list[dict[str, Any]]:
+    p = resolve(profile)
+    heading(f"2. Probe cost per measurement, in training steps (profile {p.name}, device {device}, norm batch)")
+    results = probe_costs(p, args.dataset, torch.device(device), args.warmup, args.steps, args.probe_reps)
+    rows: list[list[Any]] = []
+    share: dict[str, float | None] = {"vgg": 0.0, "dln": 0.0}
+    share_cpu: dict[str, float | None] = {"vgg": 0.0, "dln": 0.0}
+    for r in results:
+        if r["probe"] is None:
+            rows.append([r["model"], "(no default probes defined yet)"] + [None] * 6)
+        elif "error" in r:
+            rows.append([r["model"], r["probe"], r["every"], scaled(r["plain_s"], 1000), "error", r["error"][:60],
+                         None, None])
+        else:
+            share[r["model"]] = add(share[r["model"]], r["share"])
+            share_cpu[r["model"]] = add(share_cpu[r["model"]], r["share_cpu"])
+            rows.append([r["model"], r["probe"], r["every"], scaled(r["plain_s"], 1000), r["cost_steps"],
+                         percent(r["share"]), r["cost_cpu"], percent(r["share_cpu"])])
+    print(table(["model", "probe", "every", "plain step ms", "cost (steps)", "share of run", "CPU cost (steps)",
+                 "CPU share"], rows))
+    print(f"total probe overhead at this cadence: VGG {percent(share['vgg'])}, DLN {percent(share['dln'])} of a "
+          f"plain run's step time (CPU time: VGG {percent(share_cpu['vgg'])}, DLN {percent(share_cpu['dln'])}; "
+          f"budget: 25%). cost = (train() run measuring at each of {args.probe_reps} steps - the same run "
+          f"without the probe) / measurements / plain step; plain step = difference of a long and a short run.")
+    return results
+
+
+def add(total: float | None, value: float | None) -> float | None:
+    """A sum that becomes n/a as soon as one term is."""
+    return None if total is None or value is None else total + value
