@@ -125,3 +125,18 @@ def scoreboard(profile: Profile | str | None = None, dataset: str = "auto", seed
     from bnlib.claims import collect
 
     return HTML(scoreboard_html(collect(profile, dataset, seeds), profile, dataset, link_prefix))
+
+
+def claims_markdown(results: Sequence[Any]) -> Any:
+    """The verdicts as a Markdown list under a chapter's table: ours against the paper's data, in words."""
+    from IPython.display import Markdown
+
+    lines = []
+    for r in results:
+        theirs = f"the paper's data gives **{number(r.paper)}**" if r.paper is not None else \
+            f"the paper plotted nothing for it (graded against {r.reference})"
+        bears = f" The paper's own figure does not bear out its text ({r.paper_vs_text[4:]})." \
+            if r.paper_vs_text.startswith("no") else ""
+        lines.append(f"- **{r.claim}** ({r.figure}). {r.statistic}: ours **{ours_text(r)}**, {theirs}: "
+                     f"*{r.verdict}*.{bears}")
+    return Markdown("\n".join(lines))

@@ -45,9 +45,14 @@ def lead_share(noisy: Curve, bn: Curve, std: Curve, total: int, phase: str = "mi
     return mean_gap(noisy, std, total, phase) / lead if lead >= MIN_GAP else float("nan")
 
 
+def drift_ratios(noisy: Mapping[Any, np.ndarray], standard: Mapping[Any, np.ndarray]) -> dict[Any, float]:
+    """Per (layer, moment): median |change| of noisy BN / the Standard network's."""
+    return {k: st.ratio(np.nanmedian(noisy[k]), np.nanmedian(standard[k])) for k in noisy}
+
+
 def drift_ratio(noisy: Mapping[Any, np.ndarray], standard: Mapping[Any, np.ndarray]) -> float:
-    """Median over (layer, moment) of median |change| of noisy BN / the Standard network's."""
-    ratios = [st.ratio(np.nanmedian(noisy[k]), np.nanmedian(standard[k])) for k in noisy]
+    """Median over (layer, moment) of drift_ratios."""
+    ratios = list(drift_ratios(noisy, standard).values())
     return float(np.median(ratios)) if ratios else float("nan")
 
 
@@ -93,11 +98,13 @@ def fig1_claims(runs: Mapping[int, Mapping[tuple[str, float], Any]]) -> list[Cla
     return out
 
 
-def _our_drift(h: Mapping[str, Any], layers: Sequence[int]) -> dict[tuple[int, str], np.ndarray]:
+def our_drift(h: Mapping[str, Any], layers: Sequence[int]) -> dict[tuple[int, str], np.ndarray]:
+    """{(layer, moment): |change| between recorded steps, every recorded unit} of one run."""
     return {(k, m): act.moment_drift(h, k)[key] for k in layers for m, key in MOMENTS.items()}
 
 
-def _paper_drift(series: str) -> dict[tuple[int, str], np.ndarray]:
+def paper_drift(series: str) -> dict[tuple[int, str], np.ndarray]:
+    """{(layer, moment): |change| every 100 steps} of one network in the paper's Figure 8a."""
     return {(k, m): paper.curve("fig8a_moment_change_step", series, moment=m, layer=k).values
             for k in FIG8_LAYERS for m in MOMENTS}
 
@@ -109,7 +116,7 @@ def fig2_claims(runs: Mapping[int, Mapping[str, Any]], layers: Sequence[int] = F
         std, bn, noisy = r["none"], r["batch"], r["noisy"]
         share[seed] = lead_share(_acc(noisy), _acc(bn), _acc(std), st.total(bn))
         diverged = any(h.get("diverged_at") is not None for h in (std, noisy))
-        drift[seed] = float("nan") if diverged else drift_ratio(_our_drift(noisy, layers), _our_drift(std, layers))
+        drift[seed] = float("nan") if diverged else drift_ratio(our_drift(noisy, layers), our_drift(std, layers))
         if "noise_only" in r:
             control[seed] = control_loss(_acc(r["noise_only"]), _acc(std), st.total(std))
     p = {s: paper.curve("fig2a_train_acc", s) for s in ("standard", "bn", "noisy_bn")}
@@ -120,7 +127,7 @@ def fig2_claims(runs: Mapping[int, Mapping[str, Any]], layers: Sequence[int] = F
         claim("fig8-noisy-bn-drifts-more", "Fig. 8a", "Noisy BN's layer inputs drift more than the Standard network's",
               f"noisy BN / Standard, median step-to-step change of a unit's mean and variance, median over layers "
               f"{', '.join(map(str, layers))} (ours: recorded steps and 4 units; paper: every 100 steps, 1 unit)",
-              drift, drift_ratio(_paper_drift("noisy_bn"), _paper_drift("standard")), DRIFT, CH2)]
+              drift, drift_ratio(paper_drift("noisy_bn"), paper_drift("standard")), DRIFT, CH2)]
     if control:
         out.append(claim(
             "control-noise-without-bn", "Sec. 2.1 (text)", "The same noise injected into the Standard network "
