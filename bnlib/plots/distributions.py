@@ -85,6 +85,8 @@ def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_dat
         ax.set_ylim(0, 100)
         overlay.legend(ax, loc="lower right", ncol=2 if paper_data else 1)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
@@ -157,6 +159,8 @@ def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]], paper_data: bool = True
     ax.set(xlabel="Steps (ours)", ylabel="Training accuracy (%)", ylim=(0, 100))
     overlay.legend(ax, loc="lower right")
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
@@ -198,6 +202,8 @@ def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 1
     overlay.legend(axes[0, -1], fontsize=7)
     fig.suptitle("(a) change between recorded steps" if kind == "step" else "(b) shift from the first recorded step")
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 

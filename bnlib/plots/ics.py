@@ -120,6 +120,8 @@ def fig3(runs: RunMap, layers: Sequence[int], model: str, paper_data: bool = Tru
         axes[r, -1].set_xlabel("Steps (ours)")
     overlay.legend(axes[0, 0], fontsize=7)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 

@@ -88,6 +88,8 @@ def landscape_figure(runs: Runs, title: str = "", paper_data: bool = True) -> Fi
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 

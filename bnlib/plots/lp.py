@@ -33,7 +33,8 @@ def _smooth(v: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True) -> None:
+def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True, figure: int = 5) -> None:
+    """Training accuracy (VGG) or loss (DLN); `figure` names the paper's panel drawn beside it (5, or 12 / 13)."""
     total = max(int(h["config"]["steps"]) for h in runs.values())
     for norm, h in runs.items():
         if model == "vgg":
@@ -43,7 +44,8 @@ def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True) -> None:
             y = h["step_loss"].numpy().astype(float)
         ax.plot(np.arange(len(y)), y, color=COLOURS[norm], label=LABELS[norm], lw=1.2)
         if paper_data:
-            name = "fig5a_vgg_lp_train_acc" if model == "vgg" else "fig5b_dln_lp_train_loss"
+            name = {5: {"vgg": "fig5a_vgg_lp_train_acc", "dln": "fig5b_dln_lp_train_loss"},
+                    12: {"vgg": "fig12a_vgg_lp_train_acc", "dln": "fig13a_dln_lp_train_loss"}}[min(figure, 12)][model]
             overlay.line(ax, paper.curve(name, SERIES[norm]), name, LABELS[norm], COLOURS[norm], total, model)
     if model == "vgg":
         ax.set(xlabel="Steps (ours)", ylabel="Training Accuracy (%)")
@@ -59,6 +61,8 @@ def training(runs: Runs, model: str = "vgg", paper_data: bool = True) -> Figure:
     _training(ax, runs, model, paper_data)
     overlay.legend(ax, fontsize=7, ncol=2)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
@@ -67,7 +71,7 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
     beta-smoothness, one colour per normalisation (shaded = range over step sizes); dashed: the paper's
     curves (for the bands, their upper edge: the largest value over the step sizes)."""
     fig, axes = plt.subplots(4, 1, figsize=(8, 15))
-    _training(axes[0], runs, model, paper_data)
+    _training(axes[0], runs, model, paper_data, 12 if model == "vgg" else 13)
     total = max(int(h["config"]["steps"]) for h in runs.values())
     files = PAPER_FILES[model]
     for norm, h in runs.items():
@@ -87,6 +91,8 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
         ax.set_title(text, loc="left")
     overlay.legend(axes[0], fontsize=7, ncol=2)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 

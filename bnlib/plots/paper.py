@@ -9,6 +9,7 @@ same network, and every legend entry says "paper, digitized from Fig. N".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -108,4 +109,22 @@ def all_overlays(runs: dict[str, Any], columns: int = 2) -> Figure:
         ax.set_xlabel("fraction of training")
     fig.suptitle("solid: ours; dashed: paper, digitized from the figure named in each title", y=1.0)
     fig.tight_layout()
+    scale_caption(fig, runs["vgg"][("batch", 0.1)])
+    scale_caption(fig, runs["dln"]["batch"], y=-0.012)
     return fig
+
+
+def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0) -> None:
+    """Say under the figure which scale differs from the paper's: dataset, width and steps (VGG), or
+    points and steps (DLN), read from one of the runs drawn."""
+    c = history["config"]
+    if c["model"] == "vgg":
+        width = "full" if c["width"] == 1 else f"{c['width']:.3g} x"
+        data = history.get("dataset", c["dataset"])
+        ours = f"{data}, {width} VGG-16 width, {c['steps']} steps of batch {c['batch_size']}"
+        theirs = "CIFAR-10, full width, 15,000 steps of batch 128"
+    else:
+        ours = f"{c['dln_points']} points, {c['steps']} full-batch steps"
+        theirs = "1000 points, 10,000 full-batch steps"
+    fig.text(0.5, y, f"Scale: ours {ours} (bottom axis); the paper's {theirs} (top axis).", ha="center", va="top",
+             fontsize=9, wrap=True)
