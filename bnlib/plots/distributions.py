@@ -68,7 +68,7 @@ def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_dat
     stacked, with the paper's curves (Fig. 1a: one training batch of 128; Fig. 1b: the test set) at LR 0.1, 0.5."""
     lrs = sorted({lr for _, lr in runs})
     styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(2, 1, figsize=(8, 8.4))
+    fig, axes = plt.subplots(2, 1, figsize=(7, 8.6))
     for ax, split, title in zip(axes, ("train", "test"), ("(a) Training accuracy", "(b) Test accuracy"),
                                 strict=True):
         for (norm, lr), history in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -148,7 +148,7 @@ def fig1c(runs: Mapping[tuple[str, float], Mapping[str, Any]], lr: float = 0.1,
 def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]], paper_data: bool = True) -> Figure:
     """Figure 2 (left): training accuracy (%) vs steps for Standard, +BN, +noisy BN (and the control),
     with the paper's Fig. 2a (one training batch of 128 every 100 steps)."""
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     for norm, history in runs.items():
         _draw_accuracy(ax, history, "train", label(norm), COLOURS.get(norm, "black"),
                        "--" if norm == "noise_only" else "-")
@@ -182,7 +182,7 @@ def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 1
     name = "fig8a_moment_change_step" if kind == "step" else "fig8b_moment_change_cumulative"
     ylabels = {"abs_dmean": r"$|\mu_{t+1} - \mu_t|$", "abs_dvar": r"$|\sigma^2_{t+1} - \sigma^2_t|$",
                "mean_shift": r"$\mu_t - \mu_0$", "var_shift": r"$\sigma^2_t - \sigma^2_0$"}
-    fig, axes = plt.subplots(len(layers), 2, figsize=(9, 3.3 * len(layers)), squeeze=False)
+    fig, axes = plt.subplots(len(layers), 2, figsize=(7.2, 3.1 * len(layers)), squeeze=False)
     for r, layer in enumerate(layers):
         for c, key in enumerate(keys):
             ax = axes[r, c]

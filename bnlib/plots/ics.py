@@ -92,7 +92,7 @@ def fig3(runs: RunMap, layers: Sequence[int], model: str, paper_data: bool = Tru
     lrs, norms = _lrs_and_norms(runs)
     ncol = 1 + 2 * len(layers)
     # one column per learning rate, panels stacked down it (readable at page width); axes[r] = column r
-    fig, grid = plt.subplots(ncol, len(lrs), figsize=(4.6 * len(lrs), 3.0 * ncol), squeeze=False)
+    fig, grid = plt.subplots(ncol, len(lrs), figsize=(3.6 * len(lrs), 2.9 * ncol), squeeze=False)
     axes = grid.T
     total = max(int(h["config"]["steps"]) for h in runs.values())
     for ax in grid.flat:

@@ -66,7 +66,7 @@ def landscape_figure(runs: Runs, title: str = "", paper_data: bool = True) -> Fi
     _check(runs)
     model = _model(runs)
     total = max(int(h["config"]["steps"]) for h in runs.values())
-    fig, axes = plt.subplots(3, 1, figsize=(8, 11))
+    fig, axes = plt.subplots(3, 1, figsize=(7, 10.5))
     for name, h in runs.items():
         s = landscape_series(h)
         c = _colour(name)
@@ -98,7 +98,7 @@ def gradient_change_figure(runs: Runs, max_curves: int = 8, paper_data: bool = T
     step), with the paper's first and last curves (its steps 100 and 15000) dashed in grey."""
     _check(runs)
     model = _model(runs)
-    fig, axes = plt.subplots(len(runs), 1, figsize=(8, 4.2 * len(runs)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 4.0 * len(runs)), sharex=True, squeeze=False)
     for ax, (name, h) in zip(axes[:, 0], runs.items(), strict=True):
         curves = gradient_change_curves(h)
         pick = np.unique(np.linspace(0, len(curves) - 1, min(max_curves, len(curves))).round().astype(int))

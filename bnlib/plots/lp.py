@@ -57,7 +57,7 @@ def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True, figure: 
 def training(runs: Runs, model: str = "vgg", paper_data: bool = True) -> Figure:
     """Figure 5 (VGG, training-batch accuracy, moving average over 1/30 of the run; the paper's: one batch
     every 100 steps) / 5b = 13a (DLN, training loss), with the paper's curves (top axis: its steps)."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(7, 4.8))
     _training(ax, runs, model, paper_data)
     overlay.legend(ax, fontsize=7, ncol=2)
     fig.tight_layout()
@@ -70,7 +70,7 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
     """Figures 12 / 13, stacked: training, (a) loss landscape, (b) gradient predictiveness, (c) effective
     beta-smoothness, one colour per normalisation (shaded = range over step sizes); dashed: the paper's
     curves (for the bands, their upper edge: the largest value over the step sizes)."""
-    fig, axes = plt.subplots(4, 1, figsize=(8, 15))
+    fig, axes = plt.subplots(4, 1, figsize=(7, 14))
     _training(axes[0], runs, model, paper_data, 12 if model == "vgg" else 13)
     total = max(int(h["config"]["steps"]) for h in runs.values())
     files = PAPER_FILES[model]

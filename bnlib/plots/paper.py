@@ -78,7 +78,7 @@ def positive(curve: Curve) -> Curve:
     return Curve(curve.steps[keep], curve.values[keep])
 
 
-def all_overlays(runs: dict[str, Any], columns: int = 2) -> Figure:
+def all_overlays(runs: dict[str, Any], columns: int = 1) -> Figure:
     """Every paired curve at once, one panel per paper panel, x = fraction of training for both:
     ours solid, the paper's dashed ("paper, digitized from Fig. N")."""
     from bnlib.claims import overlays
@@ -87,7 +87,7 @@ def all_overlays(runs: dict[str, Any], columns: int = 2) -> Figure:
     for p in overlays.pairs():
         groups.setdefault(p.panel, []).append(p)
     rows = -(-len(groups) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(9.5, 3.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(7 * columns, 3.0 * rows), squeeze=False)
     for ax, (panel, members) in zip(axes.flat, groups.items(), strict=False):
         for p in members:
             ours, total = p.ours(runs)
@@ -110,7 +110,7 @@ def all_overlays(runs: dict[str, Any], columns: int = 2) -> Figure:
     fig.suptitle("solid: ours; dashed: paper, digitized from the figure named in each title", y=1.0)
     fig.tight_layout()
     scale_caption(fig, runs["vgg"][("batch", 0.1)])
-    scale_caption(fig, runs["dln"]["batch"], y=-0.012)
+    scale_caption(fig, runs["dln"]["batch"], y=-0.006)
     return fig
 
 
