@@ -1,7 +1,9 @@
-"""What every chapter says about how its figures were made: profile, dataset, device."""
+"""Reporting: how a page's figures were made (profile, dataset, device) and the graded claims, rendered."""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,3 +28,115 @@ def show_setup(profile: Profile | str | None, dataset: str = "auto") -> Any:
     from IPython.display import Markdown
 
     return Markdown(setup_summary(profile, dataset))
+
+
+# ---- claims: the one place they are rendered (HTML for the pages, Markdown and text elsewhere) ----
+
+_COLOURS = {"reproduced": "#d8f0d8", "partly": "#fff2c6", "not reproduced": "#f8d4d4", "inconclusive": "#e6e6e6"}
+
+
+def number(value: float | None) -> str:
+    """A claim's number in 3 significant digits; '—' where there is none."""
+    if value is None:
+        return "—"
+    return "nan" if value != value else f"{value:.3g}"
+
+
+def ours_text(result: Any) -> str:
+    """Our values, one per seed: '2.1' for one seed, '2.1, 1.8 (seeds 0, 1)' for several."""
+    values = ", ".join(number(v) for v in result.ours)
+    return values if len(result.seeds) == 1 else f"{values} (seeds {', '.join(map(str, result.seeds))})"
+
+
+def paper_text(result: Any) -> str:
+    """The paper's value, or what ours was graded against where the paper plotted nothing."""
+    return number(result.paper) if result.paper is not None else f"— (graded against {result.reference})"
+
+
+def claims_html(results: Sequence[Any], link_prefix: str | None = None) -> str:
+    """An HTML table of graded claims. With `link_prefix` (the scoreboard) a last column links each claim to
+    `prefix + chapter + .html`."""
+    last = "<th>ch.</th>" if link_prefix is not None else ""
+    head = ("<tr><th>claim</th><th>figure</th><th>ours</th><th>paper's data</th><th>verdict</th>"
+            f"<th>paper's figure bears out its text?</th>{last}</tr>")
+    rows = []
+    for r in results:
+        chapter = ""
+        if link_prefix is not None:
+            num = r.chapter.split("_", 1)[0].lstrip("0") or r.chapter
+            chapter = (f'<td><a href="{html.escape(link_prefix)}{html.escape(r.chapter)}.html" '
+                       f'title="{html.escape(r.chapter)}">{html.escape(num)}</a></td>')
+        bears = html.escape(r.paper_vs_text or "—")
+        if r.paper_vs_text.startswith("no"):
+            bears = f"<b>{bears}</b>"
+        rows.append(
+            f"<tr><td>{html.escape(r.claim)}<br><small><code>{html.escape(r.id)}</code>: "
+            f"{html.escape(r.statistic)}</small></td><td>{html.escape(r.figure)}</td>"
+            f"<td>{html.escape(ours_text(r))}</td><td>{html.escape(paper_text(r))}</td>"
+            f'<td style="background:{_COLOURS[r.verdict]}"><b>{html.escape(r.verdict)}</b></td>'
+            f"<td>{bears}</td>{chapter}</tr>")
+    return (f'<div style="overflow-x:auto"><table class="bnlib-claims" style="font-size:0.85em;width:100%">'
+            f'{head}{"".join(rows)}</table></div>')
+
+
+def claims_text(results: Sequence[Any]) -> str:
+    """The claims as a plain-text table (the command line)."""
+    cols = [("id", lambda r: r.id), ("figure", lambda r: r.figure), ("ours", ours_text),
+            ("paper", lambda r: number(r.paper)), ("verdict", lambda r: r.verdict),
+            ("paper bears out text", lambda r: r.paper_vs_text or "-")]
+    table = [[name for name, _ in cols]] + [[f(r) for _, f in cols] for r in results]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table)
+
+
+def show_claims(results: Sequence[Any]) -> Any:
+    """Display graded claims as a table in a notebook."""
+    from IPython.display import HTML
+
+    return HTML(claims_html(results))
+
+
+def _markdown_inline(text: str) -> str:
+    """The bold and code spans of a one-paragraph Markdown string, as HTML."""
+    import re
+
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def scoreboard_html(results: Sequence[Any], profile: Profile | str | None = None, dataset: str = "auto",
+                    link_prefix: str = "chapters/") -> str:
+    """The landing page's scoreboard: the verdict tally, every claim's row, and the setup."""
+    from bnlib.claims import tally
+
+    counts = ", ".join(f"{n} {v}" for v, n in tally(results).items())
+    against = sum(r.paper_vs_text.startswith("no") for r in results)
+    return "\n".join([
+        f"<p><b>{len(results)} claims checked:</b> {html.escape(counts)}. "
+        f"On {against} of them the paper's own plotted data does not bear out its text.</p>",
+        claims_html(results, link_prefix), f"<p>{_markdown_inline(setup_summary(profile, dataset))}</p>"])
+
+
+def scoreboard(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] = (0,),
+               link_prefix: str = "chapters/") -> Any:
+    """Display the scoreboard of the canonical runs in a notebook (the landing page calls this)."""
+    from IPython.display import HTML
+
+    from bnlib.claims import collect
+
+    return HTML(scoreboard_html(collect(profile, dataset, seeds), profile, dataset, link_prefix))
+
+
+def claims_markdown(results: Sequence[Any]) -> Any:
+    """The verdicts as a Markdown list under a chapter's table: ours against the paper's data, in words."""
+    from IPython.display import Markdown
+
+    lines = []
+    for r in results:
+        theirs = f"the paper's data gives **{number(r.paper)}**" if r.paper is not None else \
+            f"the paper plotted nothing for it (graded against {r.reference})"
+        bears = f" The paper's own figure does not bear out its text ({r.paper_vs_text[4:]})." \
+            if r.paper_vs_text.startswith("no") else ""
+        lines.append(f"- **{r.claim}** ({r.figure}). {r.statistic}: ours **{ours_text(r)}**, {theirs}: "
+                     f"*{r.verdict}*.{bears}")
+    return Markdown("\n".join(lines))

@@ -1,60 +1,62 @@
-"""The landing page's scoreboard: every chapter's claims, a chapter not written yet skipped, a broken one loud."""
+"""The scoreboard: every chapter's claims collected, rendered by bnlib.report, printed by `python -m bnlib.claims`."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from bnlib import claims
+from bnlib import claims, report
+from bnlib.claims import Rule, claim
+from bnlib.claims import __main__ as cli
 
 
-@pytest.fixture
-def fake_modules(tmp_path, monkeypatch):
-    """Claims modules written into a scratch folder that joins the bnlib.claims package."""
-    monkeypatch.setattr(claims, "__path__", [*claims.__path__, str(tmp_path)])
-
-    def add(name: str, source: str) -> None:
-        (tmp_path / f"{name}.py").write_text(source)
-        monkeypatch.delitem(__import__("sys").modules, f"bnlib.claims.{name}", raising=False)
-
-    return add
+def _results():
+    rule = Rule(null=1, margin=1.25, scale="log", factor=3.0)
+    return [claim("t-1", "Fig. 4c", "b <claim>", "Standard / BN", {0: 1.0}, 1.01, rule, "04_test"),
+            claim("t-2", "Sec. 2", "a claim", "share", {0: float("nan")}, None, rule, "02_test", text_value=2.0),
+            claim("t-3", "Fig. 4a", "c claim", "Standard / BN", {0: 9.0, 1: 0.5}, 8.4, rule, "04_test")]
 
 
-GOOD = '''
-from bnlib.claims import ClaimResult
-
-def claims(profile=None, dataset="auto"):
-    return [ClaimResult("t-1", "a claim", "Fig. 1", "1.0", "2.0", "partly", "01_test", {"profile": profile}),
-            ClaimResult("t-2", "b <claim>", "Fig. 2", "3", "4", "reproduced", "01_test")]
-'''
-
-
-def test_collect_gathers_existing_modules_and_names_the_missing(fake_modules, monkeypatch):
-    fake_modules("fake_good", GOOD)
-    monkeypatch.setattr(claims, "MODULES", ("fake_good", "fake_not_written_yet"))
-    results, missing = claims.collect("smoke")
-    assert [r.id for r in results] == ["t-1", "t-2"] and results[0].details == {"profile": "smoke"}
-    assert missing == ["fake_not_written_yet"]
-    assert claims.tally(results) == {"reproduced": 1, "partly": 1, "not reproduced": 0, "inconclusive": 0}
+def test_claims_carry_paper_value_seeds_and_the_papers_own_verdict_on_its_text():
+    one, two, three = _results()
+    assert one.verdict == "reproduced" and one.paper_vs_text.startswith("no")
+    assert two.paper is None and two.verdict == "inconclusive" and "text's 2" in two.reference
+    assert three.seeds == [0, 1] and three.ours == [9.0, 0.5] and three.verdict == "inconclusive"
+    assert claims.tally(_results()) == {"reproduced": 1, "partly": 0, "not reproduced": 0, "inconclusive": 2}
+    with pytest.raises(ValueError, match="one value per seed"):
+        claims.ClaimResult("x", "f", "c", "s", None, [1.0], [0, 1], "partly", "01")
 
 
-def test_an_error_inside_an_existing_module_is_raised(fake_modules, monkeypatch):
-    fake_modules("fake_bad_import", "import a_package_that_is_not_installed_xyz\n")
-    monkeypatch.setattr(claims, "MODULES", ("fake_bad_import",))
-    with pytest.raises(ModuleNotFoundError, match="a_package_that_is_not_installed_xyz"):
-        claims.collect("smoke")
-    fake_modules("fake_raises", "def claims(profile=None, dataset='auto'):\n    raise RuntimeError('bad claim')\n")
-    monkeypatch.setattr(claims, "MODULES", ("fake_raises",))
-    with pytest.raises(RuntimeError, match="bad claim"):
-        claims.collect("smoke")
-
-
-def test_scoreboard_html_links_each_claim_to_its_chapter_and_names_the_setup(fake_modules, monkeypatch):
-    fake_modules("fake_good", GOOD)
-    monkeypatch.setattr(claims, "MODULES", ("fake_good", "fake_missing"))
-    monkeypatch.setattr("bnlib.report.setup_summary", lambda p, d: f"**How.** Profile `{p}` on **{d}**, device: CPU")
-    page = claims.scoreboard_html("smoke", "synthetic")
-    assert page.count('href="chapters/01_test.html"') == 2
-    assert "b &lt;claim&gt;" in page and "<b>2 claims checked:</b>" in page
-    assert "1 reproduced, 1 partly, 0 not reproduced, 0 inconclusive" in page
-    assert "fake_missing" in page
+def test_scoreboard_html_links_each_claim_to_its_chapter_and_names_the_setup(monkeypatch):
+    monkeypatch.setattr(report, "setup_summary", lambda p, d: f"**How.** Profile `{p}` on **{d}**, device: CPU")
+    page = report.scoreboard_html(_results(), "smoke", "synthetic")
+    assert page.count('href="chapters/04_test.html"') == 2
+    assert "b &lt;claim&gt;" in page and "<b>3 claims checked:</b>" in page
+    assert "1 reproduced, 0 partly, 0 not reproduced, 2 inconclusive" in page
+    assert "On 1 of them the paper's own plotted data does not bear out its text" in page
+    assert "9, 0.5 (seeds 0, 1)" in page
     assert "Profile <code>smoke</code> on <b>synthetic</b>, device: CPU" in page
+
+
+def test_cli_prints_json_with_the_promised_fields(monkeypatch, capsys):
+    seen = {}
+
+    def fake_collect(profile, dataset, seeds):
+        seen.update(profile=profile, dataset=dataset, seeds=seeds)
+        print("progress bar noise")
+        return _results()
+
+    monkeypatch.setattr(claims, "collect", fake_collect)
+    assert cli.main(["--profile", "smoke", "--dataset", "synthetic", "--seeds", "0", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert seen == {"profile": "smoke", "dataset": "synthetic", "seeds": [0, 1]}
+    assert [r["id"] for r in rows] == ["t-1", "t-2", "t-3"]
+    for row in rows:
+        assert {"id", "figure", "claim", "paper", "ours", "seeds", "verdict"} <= set(row)
+        assert len(row["ours"]) == len(row["seeds"])
+    assert rows[1]["paper"] is None and rows[1]["ours"] == [None]
+    assert cli.main(["--profile", "smoke"]) == 0
+    assert "t-3" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["--profile", "huge"])

@@ -95,9 +95,10 @@ def test_bad_inputs_are_rejected():
 
 
 def test_claims_are_computed():
-    results = theory_claims.claims(draws=5)
+    results = theory_claims.claims(draws=5, seeds=[3])
     by_id = {r.id: r for r in results}
     assert by_id["thm41-printed"].verdict == "not reproduced"
     assert by_id["thm41-corrected"].verdict == "reproduced"
     assert by_id["thm42"].verdict == "reproduced"
     assert all(not math.isnan(float(r.details.get("n", 0))) for r in results)
+    assert all(r.paper is None and r.seeds == [3] and len(r.ours) == 1 for r in results)

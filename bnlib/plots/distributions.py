@@ -14,11 +14,15 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bnlib import paper
+from bnlib.plots import paper as overlay
 from bnlib.probes import activations as act
 
 LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "noisy": 'Standard + "Noisy" BatchNorm',
           "noise_only": "Standard + noise (no BN)"}
 COLOURS = {"none": "tab:blue", "batch": "tab:orange", "noisy": "tab:green", "noise_only": "tab:red"}
+PAPER_LR05 = {"none": "tab:cyan", "batch": "tab:brown"}  # the paper's LR 0.5 curves
+PAPER_SERIES = {"none": "standard", "batch": "bn", "noisy": "noisy_bn"}  # our norm -> the paper's series
 
 
 def label(norm: str) -> str:
@@ -55,22 +59,34 @@ def _draw_accuracy(ax: Axes, history: Mapping[str, Any], split: str, text: str, 
         ax.axvline(diverged, color=colour, lw=0.8, ls=":")
 
 
-def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]]) -> Figure:
-    """Figure 1(a, b): training and test accuracy (%) vs steps, Standard vs +BN at each learning rate."""
+def _total(runs: Mapping[Any, Mapping[str, Any]]) -> int:
+    return max(int(h["config"]["steps"]) for h in runs.values())
+
+
+def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_data: bool = True) -> Figure:
+    """Figure 1(a, b): training and test accuracy (%) vs steps, Standard vs +BN at each learning rate,
+    stacked, with the paper's curves (Fig. 1a: one training batch of 128; Fig. 1b: the test set) at LR 0.1, 0.5."""
     lrs = sorted({lr for _, lr in runs})
     styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(2, 1, figsize=(7, 8.6))
     for ax, split, title in zip(axes, ("train", "test"), ("(a) Training accuracy", "(b) Test accuracy"),
                                 strict=True):
         for (norm, lr), history in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             _draw_accuracy(ax, history, split, f"{label(norm)}, LR={lr:g}", COLOURS[norm], styles[lrs.index(lr) % 4])
+            if paper_data and norm in ("none", "batch") and lr in (0.1, 0.5):
+                name = "fig1a_train_acc" if split == "train" else "fig1b_test_acc"
+                series = f"{'standard' if norm == 'none' else 'bn'}_lr{lr:g}"
+                overlay.line(ax, paper.curve(name, series), name, f"{label(norm)}, LR={lr:g}",
+                             COLOURS[norm] if lr == 0.1 else PAPER_LR05[norm], _total(runs))
         ax.axhline(10, color="grey", lw=0.6, ls=":")
-        ax.set_xlabel("Steps")
+        ax.set_xlabel("Steps (ours)")
         ax.set_ylabel(f"{split.capitalize()} accuracy (%)")
-        ax.set_title(title)
+        ax.set_title(title, loc="left")
         ax.set_ylim(0, 100)
-    axes[1].legend(fontsize=8, loc="lower right")
+        overlay.legend(ax, loc="lower right", ncol=2 if paper_data else 1)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
@@ -129,16 +145,22 @@ def fig1c(runs: Mapping[tuple[str, float], Mapping[str, Any]], lr: float = 0.1,
     return distributions({norm: runs[(norm, lr)] for norm in ("none", "batch")}, layers, unit)
 
 
-def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """Figure 2 (left): training accuracy (%) vs steps for Standard, +BN, +noisy BN (and the control)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]], paper_data: bool = True) -> Figure:
+    """Figure 2 (left): training accuracy (%) vs steps for Standard, +BN, +noisy BN (and the control),
+    with the paper's Fig. 2a (one training batch of 128 every 100 steps)."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     for norm, history in runs.items():
         _draw_accuracy(ax, history, "train", label(norm), COLOURS.get(norm, "black"),
                        "--" if norm == "noise_only" else "-")
+        if paper_data and norm in PAPER_SERIES:
+            overlay.line(ax, paper.curve("fig2a_train_acc", PAPER_SERIES[norm]), "fig2a_train_acc", label(norm),
+                         COLOURS[norm], _total(runs))
     ax.axhline(10, color="grey", lw=0.6, ls=":")
-    ax.set(xlabel="Steps", ylabel="Training accuracy (%)", ylim=(0, 100), title="Training accuracy")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set(xlabel="Steps (ours)", ylabel="Training accuracy (%)", ylim=(0, 100))
+    overlay.legend(ax, loc="lower right")
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
@@ -149,30 +171,39 @@ def fig2_distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[i
 
 
 def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 13), kind: str = "step",
-         unit: int = 0) -> Figure:
-    """Figure 8, one unit per layer: (a) kind='step': abs(mu_t+1 - mu_t), abs(var_t+1 - var_t) between recorded
-    steps; (b) kind='shift': mu_t - mu_0, var_t - var_0."""
+         unit: int = 0, paper_data: bool = True) -> Figure:
+    """Figure 8, one unit per layer (rows) and moment (columns): (a) kind='step': abs(mu_t+1 - mu_t),
+    abs(var_t+1 - var_t) between recorded steps; (b) kind='shift': mu_t - mu_0, var_t - var_0; with the
+    paper's Fig. 8a / 8b (one unit, every 100 steps) where it has the layer."""
     if kind not in ("step", "shift"):
         raise ValueError(f"kind must be 'step' (Fig. 8a) or 'shift' (Fig. 8b), got {kind!r}")
     keys = ("abs_dmean", "abs_dvar") if kind == "step" else ("mean_shift", "var_shift")
+    moments = {"abs_dmean": "mean", "abs_dvar": "variance", "mean_shift": "mean", "var_shift": "variance"}
+    name = "fig8a_moment_change_step" if kind == "step" else "fig8b_moment_change_cumulative"
     ylabels = {"abs_dmean": r"$|\mu_{t+1} - \mu_t|$", "abs_dvar": r"$|\sigma^2_{t+1} - \sigma^2_t|$",
                "mean_shift": r"$\mu_t - \mu_0$", "var_shift": r"$\sigma^2_t - \sigma^2_0$"}
-    fig, axes = plt.subplots(2, len(layers), figsize=(3.8 * len(layers), 5.6), squeeze=False)
-    for c, layer in enumerate(layers):
-        for r, key in enumerate(keys):
+    fig, axes = plt.subplots(len(layers), 2, figsize=(7.2, 3.1 * len(layers)), squeeze=False)
+    for r, layer in enumerate(layers):
+        for c, key in enumerate(keys):
             ax = axes[r, c]
             for norm, history in runs.items():
                 drift = act.moment_drift(history, layer)
                 x = drift["d_steps"] if kind == "step" else drift["steps"]
                 ax.plot(x, drift[key][:, unit], color=COLOURS.get(norm, "black"), lw=1, label=label(norm))
+                if paper_data and norm in PAPER_SERIES and layer in (2, 9, 13):
+                    curve = paper.curve(name, PAPER_SERIES[norm], moment=moments[key], layer=layer)
+                    overlay.line(ax, overlay.positive(curve) if kind == "step" else curve, name, label(norm),
+                                 COLOURS[norm], _total(runs))
             if kind == "step":
                 ax.set_yscale("log")
-            ax.set_title(f"Layer #{layer}", fontsize=9)
-            ax.set_xlabel("Steps")
+            ax.set_title(f"Layer #{layer}", loc="left")
+            ax.set_xlabel("Steps (ours)")
             ax.set_ylabel(ylabels[key])
-    axes[0, -1].legend(fontsize=7)
+    overlay.legend(axes[0, -1], fontsize=7)
     fig.suptitle("(a) change between recorded steps" if kind == "step" else "(b) shift from the first recorded step")
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bnlib import paper
+from bnlib.plots import paper as overlay
 from bnlib.plots.distributions import COLOURS, accuracy_curve, distributions, label
 from bnlib.probes.ics import ics_series
 
@@ -27,6 +29,19 @@ def _lrs_and_norms(runs: RunMap) -> tuple[list[float], list[str]]:
     norms = [n for n in ("none", "batch") if any(k[0] == n for k in runs)] + sorted(
         {n for n, _ in runs} - {"none", "batch"})
     return lrs, norms
+
+
+PAPER = {"none": "standard", "batch": "bn"}
+PAPER_LRS = {"vgg": (0.1, 0.01), "dln": (1e-6, 1e-7)}
+PAPER_L2_LAYER = {"vgg": 5, "dln": 9}  # the l2 panels with tick labels (the others are uncalibrated)
+
+
+def _paper(ax: Axes, name: str, norm: str, lr: float, model: str, total: int, **where: int) -> None:
+    """The paper's curve for (norm, lr) on this panel, where the paper has it."""
+    if norm in PAPER and any(np.isclose(lr, p) for p in PAPER_LRS[model]):
+        curve = paper.curve(name, PAPER[norm], lr=lr, **where)
+        overlay.line(ax, overlay.positive(curve) if "l2" in name or "loss" in name else curve, name, label(norm),
+                     COLOURS.get(norm, "black"), total, model)
 
 
 def _progress_panel(ax: Axes, history: Mapping[str, Any], norm: str, model: str) -> None:
@@ -55,13 +70,33 @@ def _ics_panels(ax_l2: Axes, ax_cos: Axes, history: Mapping[str, Any], norm: str
     ax_cos.plot(s["steps"][ok], s["cos"][ok], color=colour, marker=marker, ms=3, lw=1, label=label(norm))
 
 
-def fig3(runs: RunMap, layers: Sequence[int], model: str) -> Figure:
-    """Figure 3: rows = learning rates; columns = accuracy/loss, then l2 difference and cosine per layer."""
+def _overlays(axes: Any, history: Mapping[str, Any], norm: str, lr: float, layers: Sequence[int], model: str,
+              total: int) -> None:
+    """The paper's Figure 3 curves on one row: progress, then the calibrated l2 panel and every cos panel."""
+    vgg = model == "vgg"
+    _paper(axes[0], "fig3a_vgg_train_acc" if vgg else "fig3b_dln_train_loss", norm, lr, model, total)
+    for j, layer in enumerate(layers):
+        if layer == PAPER_L2_LAYER[model]:
+            _paper(axes[1 + 2 * j], "fig3a_vgg_ics_l2" if vgg else "fig3b_dln_ics_l2", norm, lr, model, total,
+                   layer=layer)
+        if layer in ((5, 10) if vgg else (9, 17)):
+            _paper(axes[2 + 2 * j], "fig3a_vgg_ics_cos" if vgg else "fig3b_dln_ics_cos", norm, lr, model, total,
+                   layer=layer)
+
+
+def fig3(runs: RunMap, layers: Sequence[int], model: str, paper_data: bool = True) -> Figure:
+    """Figure 3: rows = learning rates; columns = accuracy/loss, then l2 difference and cosine per layer; with
+    the paper's curves where it plotted them (its l2 panels of VGG #10 and DLN #17 have no scale: left out)."""
     if model not in ("vgg", "dln"):
         raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
     lrs, norms = _lrs_and_norms(runs)
     ncol = 1 + 2 * len(layers)
-    fig, axes = plt.subplots(len(lrs), ncol, figsize=(3.0 * ncol, 2.7 * len(lrs)), squeeze=False)
+    # one column per learning rate, panels stacked down it (readable at page width); axes[r] = column r
+    fig, grid = plt.subplots(ncol, len(lrs), figsize=(3.6 * len(lrs), 2.9 * ncol), squeeze=False)
+    axes = grid.T
+    total = max(int(h["config"]["steps"]) for h in runs.values())
+    for ax in grid.flat:
+        ax.set_xlim(0, total)  # every panel spans the whole run, as the paper's top axes do
     for r, lr in enumerate(lrs):
         for norm in norms:
             if (norm, lr) not in runs:
@@ -70,30 +105,34 @@ def fig3(runs: RunMap, layers: Sequence[int], model: str) -> Figure:
             _progress_panel(axes[r, 0], history, norm, model)
             for j, layer in enumerate(layers):
                 _ics_panels(axes[r, 1 + 2 * j], axes[r, 2 + 2 * j], history, norm, layer)
-        axes[r, 0].set_title(f"{'Training accuracy' if model == 'vgg' else 'Training loss'} (LR={lr:g})", fontsize=9)
+            if paper_data:
+                _overlays(axes[r], history, norm, lr, layers, model, total)
+        progress = "Training accuracy" if model == "vgg" else "Training loss"
+        axes[r, 0].set_title(f"{progress} (LR={lr:g})", fontsize=10, loc="left")
         for j, layer in enumerate(layers):
             ax_l2, ax_cos = axes[r, 1 + 2 * j], axes[r, 2 + 2 * j]
             ax_l2.set_yscale("log")
-            ax_l2.set_title(f"Layer #{layer}: $\\ell_2$ difference", fontsize=9)
+            ax_l2.set_title(f"LR={lr:g}, layer #{layer}: $\\ell_2$ difference", fontsize=10, loc="left")
             ax_l2.set_ylabel(r"$\|G - G'\|_2$")
-            ax_cos.set_title(f"Layer #{layer}: cos angle", fontsize=9)
+            ax_cos.set_title(f"LR={lr:g}, layer #{layer}: cos angle", fontsize=10, loc="left")
             ax_cos.set_ylabel(r"$\cos(G, G')$")
             ax_cos.axhline(1.0, color="grey", lw=0.6, ls=":")
-        for ax in axes[r]:
-            ax.set_xlabel("Steps")
-    axes[0, 0].legend(fontsize=7)
+        axes[r, -1].set_xlabel("Steps (ours)")
+    overlay.legend(axes[0, 0], fontsize=7)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
-def fig3_vgg(runs: RunMap, layers: Sequence[int] = (5, 10)) -> Figure:
+def fig3_vgg(runs: RunMap, layers: Sequence[int] = (5, 10), paper_data: bool = True) -> Figure:
     """Figure 3 (top): VGG, training accuracy beside ICS of layers #5 and #10."""
-    return fig3(runs, layers, "vgg")
+    return fig3(runs, layers, "vgg", paper_data)
 
 
-def fig3_dln(runs: RunMap, layers: Sequence[int] = (9, 17)) -> Figure:
+def fig3_dln(runs: RunMap, layers: Sequence[int] = (9, 17), paper_data: bool = True) -> Figure:
     """Figure 3 (bottom): DLN, training loss beside ICS of layers #9 and #17."""
-    return fig3(runs, layers, "dln")
+    return fig3(runs, layers, "dln", paper_data)
 
 
 def fig9(runs: RunMap, lr: float = 1e-6, layers: Sequence[int] = (1, 11, 24), unit: int = 0) -> Figure:

@@ -16,12 +16,17 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bnlib import paper
+from bnlib.claims.landscape import PAPER_FILES
+from bnlib.plots import paper as overlay
 from bnlib.probes.hessian import hessian_series
 from bnlib.probes.landscape import gradient_change_curves, landscape_series
 
 Runs = Mapping[str, Mapping[str, Any]]
 COLOURS = {"Standard": "tab:blue", "+BN": "tab:orange"}
 LEGEND = {"Standard": "Standard", "+BN": "Standard + BatchNorm"}
+PAPER = {"Standard": "standard", "+BN": "bn"}  # our run names -> the paper's series
+
 
 
 def _colour(name: str) -> str:
@@ -39,10 +44,29 @@ def _diverged(ax: Axes, history: Mapping[str, Any], name: str) -> None:
         ax.axvline(at, color=_colour(name), ls=":", lw=1)
 
 
-def landscape_figure(runs: Runs, title: str = "") -> Figure:
-    """Figure 4 (VGG) / Figure 10 (DLN): (a) loss landscape, (b) gradient predictiveness, (c) effective beta."""
+def _model(runs: Runs) -> str:
+    return str(next(iter(runs.values()))["config"]["model"])
+
+
+def _paper_panels(axes: Any, name: str, model: str, total: int) -> None:
+    """The paper's Figure 4 / 10 for one network on the three panels (bands: the range over step sizes)."""
+    series = PAPER.get(name)
+    if series is None:
+        return
+    files = PAPER_FILES[model]
+    what = LEGEND.get(name, name)
+    overlay.band(axes[0], files["a"], series, what, _colour(name), total, model)
+    overlay.band(axes[1], files["b"], series, what, _colour(name), total, model)
+    overlay.line(axes[2], paper.curve(files["c"], series), files["c"], what, _colour(name), total, model)
+
+
+def landscape_figure(runs: Runs, title: str = "", paper_data: bool = True) -> Figure:
+    """Figure 4 (VGG) / Figure 10 (DLN), stacked: (a) loss landscape, (b) gradient predictiveness,
+    (c) effective beta, with the paper's bands and curve (same units; top axis: the paper's steps)."""
     _check(runs)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    model = _model(runs)
+    total = max(int(h["config"]["steps"]) for h in runs.values())
+    fig, axes = plt.subplots(3, 1, figsize=(7, 10.5))
     for name, h in runs.items():
         s = landscape_series(h)
         c = _colour(name)
@@ -52,22 +76,30 @@ def landscape_figure(runs: Runs, title: str = "") -> Figure:
         axes[2].plot(s["steps"], s["beta_eff"], color=c, marker=".", label=LEGEND.get(name, name))
         for ax in axes:
             _diverged(ax, h, name)
-    axes[0].set(xlabel="Steps", ylabel="Loss Landscape", title="(a) loss landscape", yscale="log")
-    axes[1].set(xlabel="Steps", ylabel="l2 diff in gradients", title="(b) gradient predictiveness", yscale="log")
-    axes[2].set(xlabel="Steps", ylabel=r"$\beta$-smoothness", title=r"(c) effective $\beta$-smoothness",
-                yscale="log")
-    axes[0].legend(fontsize=8)
+        if paper_data:
+            _paper_panels(axes, name, model, total)
+    axes[0].set(ylabel="Loss Landscape", yscale="log")
+    axes[1].set(ylabel="l2 diff in gradients", yscale="log")
+    axes[2].set(xlabel="Steps (ours)", ylabel=r"$\beta$-smoothness", yscale="log")
+    titles = ("(a) loss landscape", "(b) gradient predictiveness", r"(c) effective $\beta$-smoothness")
+    for ax, text in zip(axes, titles, strict=True):
+        ax.set_title(text, loc="left")
+        overlay.legend(ax, fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
-def gradient_change_figure(runs: Runs, max_curves: int = 8) -> Figure:
-    """Figure 11: ||g - grad L(w - eta g)|| against eta, one curve per probed training step (colour = step)."""
+def gradient_change_figure(runs: Runs, max_curves: int = 8, paper_data: bool = True) -> Figure:
+    """Figure 11, stacked: ||g - grad L(w - eta g)|| against eta, one curve per probed training step (colour =
+    step), with the paper's first and last curves (its steps 100 and 15000) dashed in grey."""
     _check(runs)
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), sharey=True, squeeze=False)
-    for ax, (name, h) in zip(axes[0], runs.items(), strict=True):
+    model = _model(runs)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 4.0 * len(runs)), sharex=True, squeeze=False)
+    for ax, (name, h) in zip(axes[:, 0], runs.items(), strict=True):
         curves = gradient_change_curves(h)
         pick = np.unique(np.linspace(0, len(curves) - 1, min(max_curves, len(curves))).round().astype(int))
         cmap = plt.get_cmap("viridis")
@@ -75,9 +107,16 @@ def gradient_change_figure(runs: Runs, max_curves: int = 8) -> Figure:
             c = curves[k]
             ax.plot(c["eta"], c["gdiff"], marker="o", ms=3, color=cmap(i / max(1, len(pick) - 1)),
                     label=f"step {c['step']}")
-        ax.set(xscale="log", yscale="log", xlabel=r"Step size $\eta$", title=LEGEND.get(name, name))
+        if paper_data and name in PAPER:
+            file = "fig11a_vgg_grad_change_vs_step_size" if model == "vgg" else "fig11b_dln_grad_change_vs_step_size"
+            theirs = paper.step_size_curves(file, PAPER[name])
+            for step, ls in ((min(theirs), "--"), (max(theirs), ":")):
+                ax.plot(theirs[step].steps, theirs[step].values, color="0.3", ls=ls, lw=1.4,
+                        label=f"{paper.label(file)}: step {step}")
+        ax.set(xscale="log", yscale="log", title=LEGEND.get(name, name))
+        ax.set_ylabel(r"$\|\nabla L(w) - \nabla L(w - \eta \nabla L(w))\|_2$")
         ax.legend(fontsize=7, ncol=2)
-    axes[0][0].set_ylabel(r"$\|\nabla L(w) - \nabla L(w - \eta \nabla L(w))\|_2$")
+    axes[-1, 0].set_xlabel(r"Step size $\eta$")
     fig.tight_layout()
     return fig
 

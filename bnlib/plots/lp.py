@@ -9,10 +9,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from bnlib import paper
 from bnlib.experiments.lp import HIST_LAYER, LABELS
+from bnlib.plots import paper as overlay
 from bnlib.probes import activations, landscape
 
 COLOURS = {"none": "C0", "batch": "C1", "l1": "C2", "l2": "C3", "linf": "C4"}
+SERIES = {"none": "standard", "batch": "bn", "l1": "l1", "l2": "l2", "linf": "linf"}  # the paper's series names
+PAPER_FILES = {"vgg": ("fig12b_vgg_lp_loss_landscape", "fig12c_vgg_lp_gradient_predictiveness",
+                       "fig12d_vgg_lp_beta_smoothness"),
+               "dln": ("fig13b_dln_lp_loss_landscape", "fig13c_dln_lp_gradient_predictiveness",
+                       "fig13d_dln_lp_beta_smoothness")}
 Runs = Mapping[str, dict[str, Any]]
 
 
@@ -26,7 +33,9 @@ def _smooth(v: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _training(ax: Any, runs: Runs, model: str) -> None:
+def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True, figure: int = 5) -> None:
+    """Training accuracy (VGG) or loss (DLN); `figure` names the paper's panel drawn beside it (5, or 12 / 13)."""
+    total = max(int(h["config"]["steps"]) for h in runs.values())
     for norm, h in runs.items():
         if model == "vgg":
             acc = h["step_acc"].numpy().astype(float)
@@ -34,37 +43,56 @@ def _training(ax: Any, runs: Runs, model: str) -> None:
         else:
             y = h["step_loss"].numpy().astype(float)
         ax.plot(np.arange(len(y)), y, color=COLOURS[norm], label=LABELS[norm], lw=1.2)
+        if paper_data:
+            name = {5: {"vgg": "fig5a_vgg_lp_train_acc", "dln": "fig5b_dln_lp_train_loss"},
+                    12: {"vgg": "fig12a_vgg_lp_train_acc", "dln": "fig13a_dln_lp_train_loss"}}[min(figure, 12)][model]
+            overlay.line(ax, paper.curve(name, SERIES[norm]), name, LABELS[norm], COLOURS[norm], total, model)
     if model == "vgg":
-        ax.set(xlabel="Steps", ylabel="Training Accuracy (%)", title="Training accuracy")
+        ax.set(xlabel="Steps (ours)", ylabel="Training Accuracy (%)")
     else:
-        ax.set(xlabel="Steps", ylabel="Training Loss", yscale="log", title="Training loss")
+        ax.set(xlabel="Steps (ours)", ylabel="Training Loss", yscale="log")
+    ax.set_title("Training accuracy" if model == "vgg" else "Training loss", loc="left")
 
 
-def training(runs: Runs, model: str = "vgg") -> Figure:
-    """Figure 5 (VGG, training accuracy, moving average over 1/30 of the run) / 13a (DLN, training loss)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    _training(ax, runs, model)
-    ax.legend(fontsize=8)
+def training(runs: Runs, model: str = "vgg", paper_data: bool = True) -> Figure:
+    """Figure 5 (VGG, training-batch accuracy, moving average over 1/30 of the run; the paper's: one batch
+    every 100 steps) / 5b = 13a (DLN, training loss), with the paper's curves (top axis: its steps)."""
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    _training(ax, runs, model, paper_data)
+    overlay.legend(ax, fontsize=7, ncol=2)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 
-def landscape_panels(runs: Runs, model: str = "vgg") -> Figure:
-    """Figures 12 / 13: training, (a) loss landscape, (b) gradient predictiveness, (c) effective
-    beta-smoothness over training, one colour per normalisation (shaded = range over step sizes)."""
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    _training(axes[0], runs, model)
+def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) -> Figure:
+    """Figures 12 / 13, stacked: training, (a) loss landscape, (b) gradient predictiveness, (c) effective
+    beta-smoothness, one colour per normalisation (shaded = range over step sizes); dashed: the paper's
+    curves (for the bands, their upper edge: the largest value over the step sizes)."""
+    fig, axes = plt.subplots(4, 1, figsize=(7, 14))
+    _training(axes[0], runs, model, paper_data, 12 if model == "vgg" else 13)
+    total = max(int(h["config"]["steps"]) for h in runs.values())
+    files = PAPER_FILES[model]
     for norm, h in runs.items():
         s = landscape.landscape_series(h)
         c = COLOURS[norm]
         axes[1].fill_between(s["steps"], s["loss_min"], s["loss_max"], color=c, alpha=0.35, label=LABELS[norm])
         axes[2].fill_between(s["steps"], s["gdiff_min"], s["gdiff_max"], color=c, alpha=0.35, label=LABELS[norm])
         axes[3].plot(s["steps"], s["beta_eff"], color=c, label=LABELS[norm])
-    axes[1].set(xlabel="Steps", ylabel="Loss Landscape", title="(a) loss landscape", yscale="log")
-    axes[2].set(xlabel="Steps", ylabel="l2 diff in gradients", title="(b) gradient predictiveness", yscale="log")
-    axes[3].set(xlabel="Steps", ylabel=r"$\beta$-smoothness", title=r"(c) effective $\beta$-smoothness", yscale="log")
-    axes[0].legend(fontsize=8)
+        if paper_data:
+            for ax, name, column in zip(axes[1:], files, ("upper", "upper", "value"), strict=True):
+                overlay.line(ax, paper.curve(name, SERIES[norm], column), name, LABELS[norm], c, total, model)
+    axes[1].set(ylabel="Loss Landscape", yscale="log")
+    axes[2].set(ylabel="l2 diff in gradients", yscale="log")
+    axes[3].set(xlabel="Steps (ours)", ylabel=r"$\beta$-smoothness", yscale="log")
+    for ax, text in zip(axes[1:], ("(a) loss landscape", "(b) gradient predictiveness",
+                                   r"(c) effective $\beta$-smoothness"), strict=True):
+        ax.set_title(text, loc="left")
+    overlay.legend(axes[0], fontsize=7, ncol=2)
     fig.tight_layout()
+    if paper_data:
+        overlay.scale_caption(fig, next(iter(runs.values())))
     return fig
 
 

@@ -1,0 +1,140 @@
+"""The statistics every claim uses, applied alike to our curves and to the paper's digitized ones.
+
+A curve is (steps, values) with the run's length; phases are fractions of training, so the paper's
+steps 1k-8k of 15k and steps 40-320 of a 600-step run are the same phase. A statistic over a phase
+with fewer than MIN_POINTS finite values is NaN: the runs cannot give it (the claim is then
+"inconclusive"). The `*_curve` helpers read our runs into the same shape as `bnlib.paper.curve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from bnlib.paper import TOTAL_STEPS, Curve
+
+MIN_POINTS = 3  # finite values a phase needs before a statistic over it means anything
+CHANCE = 10.0  # % accuracy of ten classes; a diverged run counts as chance from its divergence on
+# The paper's own phases (Figure 4: the gap lives in steps 1k-8k of 15k), as fractions of training.
+PHASES: dict[str, tuple[float, float]] = {
+    "early": (0.0, 1 / 15), "mid": (1 / 15, 8 / 15), "late": (8 / 15, 1.0),
+    "first half": (0.0, 0.5), "second half": (0.5, 1.0), "first third": (0.0, 1 / 3), "all": (0.0, 1.0),
+    "last tenth": (0.9, 1.0),
+}
+
+
+def describe(phase: str, model: str = "vgg") -> str:
+    """'steps 1k-8k of the paper's 15k' for a phase name: how the reader maps it onto the paper's axis."""
+    lo, hi = PHASES[phase]
+    total = TOTAL_STEPS[model]
+    return f"{phase} ({lo * total / 1000:.3g}k-{hi * total / 1000:.3g}k of the paper's {total // 1000}k steps)"
+
+
+def in_phase(curve: Curve, total: int, phase: str) -> np.ndarray:
+    """The finite values of `curve` whose step lies in the phase (fractions of `total` steps)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {list(PHASES)}, got {phase!r}")
+    if not total > 0:
+        raise ValueError(f"total must be the run's positive number of steps, got {total!r}")
+    lo, hi = PHASES[phase]
+    steps, values = np.asarray(curve.steps, float), np.asarray(curve.values, float)
+    keep = (steps <= hi * total) & ((steps > lo * total) if lo > 0 else True) & np.isfinite(values)
+    return values[keep]
+
+
+def over(curve: Curve, total: int, phase: str, stat: Callable[[np.ndarray], Any] = np.median) -> float:
+    """`stat` (median by default) of the curve over the phase; NaN with fewer than MIN_POINTS values."""
+    values = in_phase(curve, total, phase)
+    return float(stat(values)) if len(values) >= MIN_POINTS else float("nan")
+
+
+def last(curve: Curve) -> float:
+    """The curve's last finite value (a final test accuracy)."""
+    values = np.asarray(curve.values, float)
+    values = values[np.isfinite(values)]
+    return float(values[-1]) if len(values) else float("nan")
+
+
+def ratio(a: float, b: float) -> float:
+    """a / b, NaN unless both are finite and b > 0."""
+    return a / b if np.isfinite(a) and np.isfinite(b) and b > 0 else float("nan")
+
+
+def at_fractions(curve: Curve, total: int, fractions: np.ndarray) -> np.ndarray:
+    """The curve linearly interpolated at fractions of training (NaN outside its recorded steps)."""
+    steps, values = np.asarray(curve.steps, float), np.asarray(curve.values, float)
+    ok = np.isfinite(values)
+    if ok.sum() < 2:
+        return np.full(len(fractions), np.nan)
+    x = np.asarray(fractions, float) * total
+    out = np.interp(x, steps[ok], values[ok])
+    out[(x < steps[ok][0]) | (x > steps[ok][-1])] = np.nan
+    return out
+
+
+def distance(ours: Curve, ours_total: int, paper: Curve, paper_total: int, log: bool = False,
+             points: int = 20) -> float:
+    """Mean |ours - paper| at `points` matched fractions of training (in decades when `log`)."""
+    fractions = np.linspace(0, 1, points + 1)[1:]
+    a, b = at_fractions(ours, ours_total, fractions), at_fractions(paper, paper_total, fractions)
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, b = np.log10(a), np.log10(b)
+    d = np.abs(a - b)
+    d = d[np.isfinite(d)]
+    return float(d.mean()) if len(d) >= MIN_POINTS else float("nan")
+
+
+# ---- our runs as curves (histories are dicts; steps count from 0) ----
+
+def total(history: Mapping[str, Any]) -> int:
+    """The run's configured number of steps (a diverged run still spans them: chance from divergence on)."""
+    return int(history["config"]["steps"])
+
+
+def batch_accuracy_curve(history: Mapping[str, Any]) -> Curve:
+    """Per-step training-batch accuracy in % (the paper's Figs 1a, 2a, 5a plot one batch of 128),
+    chance after a divergence."""
+    acc = 100 * np.asarray(history["step_acc"], dtype=float)[:total(history)]
+    at = history.get("diverged_at")
+    if at is not None:
+        acc[at:] = CHANCE
+    return Curve(np.arange(len(acc), dtype=float), acc)
+
+
+def eval_accuracy_curve(history: Mapping[str, Any], split: str = "test") -> Curve:
+    """Evaluation-mode accuracy in % at the evaluation cadence, chance from a divergence on."""
+    rows = [e for e in history["evals"] if f"{split}_acc" in e]
+    steps = np.array([e["step"] for e in rows], dtype=float)
+    acc = 100 * np.array([e[f"{split}_acc"] for e in rows], dtype=float)
+    at = history.get("diverged_at")
+    if at is not None:
+        steps, acc = np.append(steps[steps < at], total(history)), np.append(acc[steps < at], CHANCE)
+    return Curve(steps, acc)
+
+
+def loss_curve(history: Mapping[str, Any]) -> Curve:
+    """Per-step training loss (NaN after a divergence)."""
+    loss = np.asarray(history["step_loss"], dtype=float)[:total(history)]
+    return Curve(np.arange(len(loss), dtype=float), loss)
+
+
+def landscape_curves(history: Mapping[str, Any]) -> dict[str, Curve]:
+    """The paper's three landscape measures over training: loss range, gradient-change range, beta."""
+    from bnlib.probes.landscape import landscape_series
+
+    s = landscape_series(history)
+    steps = np.asarray(s["steps"], float)
+    return {"loss_range": Curve(steps, s["loss_max"] - s["loss_min"]),
+            "gdiff_range": Curve(steps, s["gdiff_max"] - s["gdiff_min"]),
+            "gdiff_max": Curve(steps, s["gdiff_max"]), "beta_eff": Curve(steps, s["beta_eff"])}
+
+
+def ics_curve(history: Mapping[str, Any], layer: int, key: str) -> Curve:
+    """||G - G'|| ('l2') or cos(G, G') ('cos') of one layer over the probed steps."""
+    from bnlib.probes.ics import ics_series
+
+    s = ics_series(history, layer)
+    return Curve(np.asarray(s["steps"], float), s[key])
