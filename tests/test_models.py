@@ -49,9 +49,9 @@ def test_layer_number_outside_the_model_is_a_clear_error():
 def test_unknown_norm_and_bad_noise_are_clear_errors():
     with pytest.raises(ValueError, match="unknown norm 'group'.*allowed"):
         VGG("group")
-    with pytest.raises(ValueError, match="n_sigma must be >= 1"):
+    with pytest.raises(ValueError, match="n_sigma must be a finite number >= 1"):
         NoiseConfig(n_sigma=0.5)
-    with pytest.raises(ValueError, match="n_mu must be >= 0"):
+    with pytest.raises(ValueError, match="n_mu must be a finite number >= 0"):
         NoiseConfig(n_mu=-1)
 
 
