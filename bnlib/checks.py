@@ -177,7 +177,10 @@ def check_profile(value: Any) -> Any:
 
     if value is not None and not isinstance(value, (str, Profile)):
         raise BadParameter(f"profile must be None or one of {sorted(PROFILES)}, got {_got(value)}")
-    return resolve(value)
+    try:
+        return resolve(value)
+    except ValueError as err:
+        raise BadParameter(f"profile: {err}") from None
 
 
 def _common(params: dict[str, Any]) -> None:
