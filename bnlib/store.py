@@ -82,8 +82,8 @@ def load(path: Path, map_location: Any = None) -> Any:
             raise
         raise BadFile(f"cannot read {path}: {err}") from err
     except Exception as err:  # truncated zip, empty file, a pickle of disallowed types, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadFile(f"{path} is not a readable bnlib file ({type(err).__name__}: {first[:200]})") from err
+        detail = type(err).__name__ + (f": {str(err).strip().splitlines()[0][:200]}" if str(err).strip() else "")
+        raise BadFile(f"{path} is not a readable bnlib file ({detail})") from err
 
 
 def move_aside(path: Path, why: str) -> Path:
