@@ -38,15 +38,12 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
             trace: list[float] | None = None) -> dict[str, float]:
     """Extreme Hessian eigenvalues of the training-mode loss by Lanczos on Hessian-vector products.
 
-    Lanczos (with full reorthogonalisation) needs far fewer products than power iteration for
-    the same accuracy and gives both ends of the spectrum. Iterates until the residual of the
-    extreme Ritz pair(s) named by `which` ("both", or "top" when only the largest eigenvalue is
-    wanted) is below `tol` relative to the spectral norm (that residual bounds the eigenvalue's
-    error), or `iters` products (the cap) are spent. Returns the largest (`top_eig`) and smallest
-    (`min_eig`) Ritz values, the products used, each end's relative residual (`top_residual`,
-    `min_residual`), the one the stopping rule reads (`rel_residual`) and whether it met `tol`
-    (`converged`; False means the cap stopped it); `trace`, when given, receives the top Ritz value
-    after every product. With `iters` >= the number of parameters the values are exact (up to rounding).
+    Lanczos (full reorthogonalisation) needs far fewer products than power iteration and gives both
+    ends of the spectrum. Iterates until the residual of the extreme Ritz pair(s) named by `which`
+    ("both", or "top") is below `tol` relative to the spectral norm (it bounds the eigenvalue's
+    error), or `iters` products (the cap) are spent. Returns `top_eig`, `min_eig`, the products
+    used, each end's relative residual, the one the stopping rule reads (`rel_residual`) and
+    `converged` (False: the cap stopped it); `trace` receives the top Ritz value after every product.
     """
     if not isinstance(iters, int) or iters < 1:
         raise ValueError(f"iters must be an int >= 1, got {iters!r}")
