@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,7 +308,7 @@ def _resume(loop: _Loop, path: Path) -> int:
     # records at or after `start` belong to steps that will be redone
     history["evals"] = [r for r in history["evals"] if r["step"] < start]
     history["probes"] = {name: [r for r in records if r["step"] < start] for name, records in history["probes"].items()}
-    loop.history, loop.checked, loop.saved_at = history, start, start
+    loop.history, loop.checked, loop.saved_at, loop.step = history, start, start, start
     return start
 
 
@@ -379,7 +380,10 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
                 if end == config.steps and loop.history["diverged_at"] is None:
                     loop.evaluate(end)
         except BaseException:
-            loop.save(path, loop.step)
+            try:  # keep what is whole; a failure to save must not hide the error itself
+                loop.save(path, loop.step)
+            except Exception as err:
+                warnings.warn(f"could not save the checkpoint {path} after an error: {err}", stacklevel=2)
             raise
         finally:
             bar.close()
