@@ -12,11 +12,14 @@ import os
 import pickle
 import socket
 import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bnlib import checks, store
 
 DATASETS = ("auto", "cifar10", "fashion-mnist", "synthetic")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -50,16 +53,25 @@ class DatasetUnavailable(RuntimeError):
     """The named dataset is not on this machine and could not be fetched."""
 
 
+def check_arrays(arrays: object, where: str, channels: int) -> dict[str, torch.Tensor]:
+    """`arrays` if it is a dataset's uint8 images (N, channels, 32, 32) and int64 labels 0..9 for both
+    splits; store.BadFile (naming `where`) otherwise, so a damaged file is never trained on."""
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    if not isinstance(arrays, dict) or any(not isinstance(arrays.get(k), torch.Tensor) for k in keys):
+        raise store.BadFile(f"{where} does not hold the tensors {list(keys)}")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        ok = x.dtype == torch.uint8 and x.dim() == 4 and tuple(x.shape[1:]) == (channels, 32, 32) and len(x) > 0
+        ok = ok and y.dtype == torch.int64 and y.shape == (len(x),) and int(y.min()) >= 0 and int(y.max()) <= 9
+        if not ok:
+            raise store.BadFile(f"{where}: the {split} split is not uint8 images (N, {channels}, 32, 32) "
+                                f"with int64 labels 0..9 (got {tuple(x.shape)} {x.dtype}, {tuple(y.shape)} {y.dtype})")
+    return arrays
+
+
 def data_root() -> Path:
     """Where raw downloads and converted tensor files live ($BNLIB_DATA, default ~/.cache/bnlib-data)."""
     return Path(os.environ.get("BNLIB_DATA", Path.home() / ".cache" / "bnlib-data"))
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 # --- CIFAR-10 -------------------------------------------------------------------------------
@@ -87,7 +99,10 @@ def cifar10_uint8(root: Path | None = None, download: bool = True, url: str = CI
     root = Path(root) if root else data_root()
     converted = root / "cifar10-uint8.pt"
     if converted.exists():
-        return torch.load(converted)
+        try:
+            return check_arrays(store.load(converted), str(converted), channels=3)
+        except store.BadFile as err:  # rebuilt below from the archive (downloaded again if need be)
+            store.move_aside(converted, f"converted CIFAR-10: {err}")
     archive = root / "cifar-10-python.tar.gz"
     from torchvision.datasets.utils import check_integrity, download_url
 
@@ -110,20 +125,29 @@ def cifar10_uint8(root: Path | None = None, download: bool = True, url: str = CI
             archive.unlink(missing_ok=True)
             raise DatasetUnavailable(f"downloaded CIFAR-10 archive failed its MD5 check (expected {md5}); "
                                      f"removed it, try again")
-    arrays = {k: torch.from_numpy(v) for k, v in _read_cifar_archive(archive).items()}
-    _save_atomic(arrays, converted)
+    try:
+        arrays = {k: torch.from_numpy(v) for k, v in _read_cifar_archive(archive).items()}
+    except (tarfile.TarError, OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError) as err:
+        raise DatasetUnavailable(f"the CIFAR-10 archive {archive} passed its MD5 check but cannot be read "
+                                 f"({type(err).__name__}: {err}); delete it and try again") from err
+    store.save_atomic(check_arrays(arrays, str(archive), channels=3), converted)
     return arrays
 
 
 # --- Fashion-MNIST --------------------------------------------------------------------------
 
 def _read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (the MNIST family's format) as uint8."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    """Parse an IDX file (the MNIST family's format) as uint8; a damaged file is DatasetUnavailable, named."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, EOFError, IndexError, ValueError) as err:
+        raise DatasetUnavailable(f"the Fashion-MNIST file {path} is damaged ({type(err).__name__}: {err}); "
+                                 f"reinstall it (apt-get install --reinstall dataset-fashion-mnist) or "
+                                 f"delete it to download a fresh copy") from err
 
 
 def _fashion_mnist_dir(download: bool) -> Path:
@@ -195,17 +219,18 @@ def _fetch(name: str, download: bool) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def resolve_name(name: str = "auto", download: bool = True) -> str:
-    """The dataset `name` stands for: `auto` is the first of cifar10, fashion-mnist, synthetic found."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {list(DATASETS)}")
+    """The dataset `name` stands for: `auto` is the first of cifar10, fashion-mnist, synthetic found
+    (with a warning for each one skipped, saying why)."""
+    checks.check_choice("dataset", name, DATASETS)
     if name != "auto":
         return name
-    for candidate in ("cifar10", "fashion-mnist"):
+    for candidate, fallback in (("cifar10", "fashion-mnist"), ("fashion-mnist", "synthetic")):
         try:
             _fetch_cached(candidate, download)
             return candidate
-        except DatasetUnavailable:
-            continue
+        except DatasetUnavailable as err:
+            # once per process and reason (Python shows a repeated warning once); the book hides stderr
+            warnings.warn(f"dataset 'auto': {candidate} is not available ({err}); trying {fallback}", stacklevel=2)
     return "synthetic"
 
 
@@ -232,8 +257,16 @@ def _fetch_cached(name: str, download: bool) -> tuple[dict[str, torch.Tensor], s
 def load(name: str = "auto", device: str | torch.device = "cpu", n_train: int | None = None,
          n_test: int | None = None, download: bool = True) -> ImageData:
     """Load a dataset as normalised float tensors on `device` (per-channel mean/std of its train split)."""
+    checks.check_optional_int("n_train", n_train)
+    checks.check_optional_int("n_test", n_test)
+    checks.check_bool("download", download)
+    device = checks.device(device)
     resolved = resolve_name(name, download)
     arrays, source = _fetch_cached(resolved, download)
+    for split, n in (("train", n_train), ("test", n_test)):
+        if n is not None and n > len(arrays[f"x_{split}"]):
+            raise checks.BadParameter(f"n_{split} must be <= the {len(arrays[f'x_{split}'])} {split} images of "
+                                      f"{resolved}, or None for all of them; got {n}")
     x_train, y_train = _subset(arrays["x_train"], arrays["y_train"], n_train)
     x_test, y_test = _subset(arrays["x_test"], arrays["y_test"], n_test)
     x_float = x_train.float()
@@ -250,6 +283,9 @@ def load(name: str = "auto", device: str | torch.device = "cpu", n_train: int | 
 def regression_data(n_points: int, dim: int = 10, seed: int = 0,
                     device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The DLN task: x ~ N(0, I), target A x with A i.i.d. Gaussian. Returns (x, A x, A)."""
+    checks.check_int("n_points", n_points, 1)
+    checks.check_int("dim", dim, 1)
+    checks.check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, dim, generator=gen)
     x = torch.randn(n_points, dim, generator=gen)

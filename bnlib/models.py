@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bnlib import checks
+
 NORMS = ("none", "batch", "noisy", "noise_only", "l1", "l2", "linf")
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -27,12 +29,16 @@ class NoiseConfig:
     r_sigma: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.n_mu >= 0:
-            raise ValueError(f"noise n_mu must be >= 0 (mu_j ~ U(-n_mu, n_mu)), got {self.n_mu}")
-        if not self.n_sigma >= 1:
-            raise ValueError(f"noise n_sigma must be >= 1 (sigma_j ~ U(1, n_sigma)), got {self.n_sigma}")
-        if not (self.r_mu >= 0 and self.r_sigma >= 0):
-            raise ValueError(f"noise r_mu and r_sigma must be >= 0, got {self.r_mu}, {self.r_sigma}")
+        checks.check_number("noise n_mu", self.n_mu, 0)  # mu_j ~ U(-n_mu, n_mu)
+        checks.check_number("noise n_sigma", self.n_sigma, 1)  # sigma_j ~ U(1, n_sigma)
+        checks.check_number("noise r_mu", self.r_mu, 0)
+        checks.check_number("noise r_sigma", self.r_sigma, 0)
+
+
+def check_noise(noise: object) -> NoiseConfig:
+    if not isinstance(noise, NoiseConfig):
+        raise checks.BadParameter(f"noise must be a bnlib.models.NoiseConfig, got {noise!r} ({type(noise).__name__})")
+    return noise
 
 
 def _unit_view(x: torch.Tensor) -> tuple[int, ...]:
@@ -180,10 +186,11 @@ class VGG(PaperNumbered):
     def __init__(self, norm: str = "none", width: float = 1.0, in_channels: int = 3, num_classes: int = 10,
                  noise: NoiseConfig = NoiseConfig()) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; allowed: {list(NORMS)}")
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width}")
+        checks.check_choice("norm", norm, NORMS)
+        checks.check_number("width", width, 0, checks.WIDTH_MAX, low_open=True)
+        checks.check_int("in_channels", in_channels, 1)
+        checks.check_int("num_classes", num_classes, 2)
+        check_noise(noise)
         blocks, c = [], in_channels
         for i, v in enumerate(VGG16_LAYOUT):
             if v == "M":
@@ -209,10 +216,10 @@ class DLN(PaperNumbered):
 
     def __init__(self, norm: str = "none", depth: int = 25, dim: int = 10, noise: NoiseConfig = NoiseConfig()) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; allowed: {list(NORMS)}")
-        if depth < 1 or dim < 1:
-            raise ValueError(f"depth and dim must be >= 1, got {depth}, {dim}")
+        checks.check_choice("norm", norm, NORMS)
+        checks.check_int("depth", depth, 1)
+        checks.check_int("dim", dim, 1)
+        check_noise(noise)
         self.blocks = nn.ModuleList(
             Block(nn.Linear(dim, dim, bias=False),
                   make_norm(norm, dim, False, noise) if k < depth else nn.Identity(), nn.Identity())

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from bnlib import checks
+from bnlib.checks import BadParameter
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -34,23 +37,29 @@ class Profile:
     widget_steps: int
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise BadParameter(f"profile field 'name' must be a non-empty str, got {self.name!r}")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name == "name":
+            if field.name == "name" or (value is None and field.name in ("n_train", "n_test")):
                 continue
-            if value is None and field.name in ("n_train", "n_test"):
-                continue
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"profile field {field.name!r} must be a positive number, got {value!r}")
+            label = f"profile field {field.name!r}"
+            if field.name == "vgg_width":
+                checks.check_number(label, value, 0, checks.WIDTH_MAX, low_open=True)
+            elif field.name in ("n_train", "n_test"):
+                checks.check_optional_int(label, value)
+            else:
+                checks.check_int(label, value, 1)
         if self.n_train is not None and self.n_train < self.batch_size:
-            raise ValueError(f"profile field 'n_train' ({self.n_train}) must be >= batch_size ({self.batch_size})")
+            raise BadParameter(f"profile field 'n_train' ({self.n_train}) must be >= batch_size "
+                               f"({self.batch_size}), or None for the whole split")
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some knobs changed (validated like the original)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             allowed = [f.name for f in dataclasses.fields(self)]
-            raise ValueError(f"unknown profile field(s) {sorted(unknown)}; allowed: {allowed}")
+            raise BadParameter(f"unknown profile field(s) {sorted(unknown)}; allowed: {allowed}")
         return dataclasses.replace(self, **changes)
 
 

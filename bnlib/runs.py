@@ -2,7 +2,8 @@
 
 Chapters share runs through this cache: the same (config, probes) asked for twice trains once.
 A change to the library code a run used (the core modules and the probes it carried) changes
-the key, so a stale result is never served. Files are written atomically.
+the key, so a stale result is never served. Files are written atomically and
+checked when read (`bnlib.store`).
 """
 
 from __future__ import annotations
@@ -17,17 +18,26 @@ from typing import Any
 
 import torch
 
+from bnlib import checks, store
 from bnlib import data as bdata
+from bnlib.checks import BadParameter
 from bnlib.probes.base import Probe
-from bnlib.train import RunConfig, _save_atomic, train
+from bnlib.train import RunConfig, train
 
-CORE_MODULES = ("data", "models", "train", "runs", "probes/base")
+CORE_MODULES = ("checks", "data", "models", "store", "train", "runs", "probes/base")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def cache_dir() -> Path:
     """$BNLIB_CACHE, or ~/.cache/bnlib (point it at Google Drive on Colab to survive disconnects)."""
     return Path(os.environ.get("BNLIB_CACHE") or Path.home() / ".cache" / "bnlib")
+
+
+def _root(cache: Path | str | None) -> Path:
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise BadParameter(f"cache must be a folder path or None ($BNLIB_CACHE), got {cache!r} "
+                           f"({type(cache).__name__})")
+    return Path(cache) if cache else cache_dir()
 
 
 def code_fingerprint(probes: Sequence[Probe] = ()) -> str:
@@ -51,28 +61,56 @@ def run_key(config: RunConfig, probes: Sequence[Probe] = ()) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def load_result(path: Path, key: str, config: RunConfig) -> dict[str, Any] | None:
+    """The cached history at `path` if it is a finished run of exactly `config` under `key`, else None
+    (a bad file is moved aside with a warning, so the run is recomputed)."""
+    if not path.exists():
+        return None
+    try:
+        history = store.load(path)
+        if not isinstance(history, dict) or history.get("key") != key:
+            raise store.BadFile(f"{path} holds another run than {key}")
+        if history.get("config") != config.as_dict():
+            raise store.BadFile(f"{path} holds a run of another config")
+        done = history.get("steps_done")
+        if not (isinstance(done, int) and 0 <= done <= config.steps
+                and len(history.get("step_loss", ())) == config.steps):
+            raise store.BadFile(f"{path} holds an incomplete run record")
+        return history
+    except store.BadFile as err:
+        store.move_aside(path, f"run cache: {err}")
+        return None
+
+
 def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | str | None = None,
         progress: bool = True, cache: Path | str | None = None) -> dict[str, Any]:
-    """The run's history, from the cache when present, else trained (resuming a checkpoint)."""
-    names = [p.name for p in probes]
-    if len(set(names)) != len(names):
-        raise ValueError(f"probe names must be unique within a run, got {names}")
+    """The run's history, from the cache when present, else trained (resuming a checkpoint).
+
+    The cache folder is checked writable before anything trains; a cached file that is unreadable
+    or holds another run is moved aside (with a warning) and the run is trained again.
+    """
+    checks.run_arguments(config, probes)
+    checks.check_bool("progress", progress)
+    device = checks.device(device)
     if config.model == "vgg":
         config = config.replace(dataset=bdata.resolve_name(config.dataset))
-    root = Path(cache) if cache else cache_dir()
+    root = _root(cache)
     key = run_key(config, probes)
     result_path = root / "runs" / f"{key}.pt"
-    if result_path.exists():
-        return torch.load(result_path, weights_only=False)
+    cached = load_result(result_path, key, config)
+    if cached is not None:
+        return cached
+    for folder in ("runs", "checkpoints"):
+        store.check_writable(root / folder, "the run cache ($BNLIB_CACHE or cache=)")
     checkpoint = root / "checkpoints" / f"{key}.pt"
     history = train(config, probes, device=device, checkpoint=checkpoint, progress=progress)
     history["key"] = key
     history["probe_specs"] = [p.spec() for p in probes]
-    _save_atomic(history, result_path)
+    store.save_atomic(history, result_path)
     checkpoint.unlink(missing_ok=True)
     return history
 
 
 def is_cached(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> bool:
-    root = Path(cache) if cache else cache_dir()
-    return (root / "runs" / f"{run_key(config, probes)}.pt").exists()
+    """Whether a cache file exists for the run (run() still checks it before using it)."""
+    return (_root(cache) / "runs" / f"{run_key(config, probes)}.pt").exists()

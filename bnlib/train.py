@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +21,10 @@ import tqdm.auto
 import tqdm.std
 from torch import nn
 
+from bnlib import checkpoint as ckpt
+from bnlib import checks
 from bnlib import data as bdata
-from bnlib.models import DLN, NORMS, VGG, NoiseConfig
+from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
 from bnlib.widgets import in_kernel_with_widgets
 
@@ -52,20 +54,25 @@ class RunConfig:
     dln_dim: int = 10
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {list(MODELS)}, got {self.model!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; allowed: {list(NORMS)}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        """Check every field up front (a bad value must not train first) and normalise numbers' types."""
+        checks.check_choice("model", self.model, MODELS)
+        checks.check_choice("norm", self.norm, NORMS)
+        checks.check_choice("dataset", self.dataset, bdata.DATASETS)
+        numbers = {"lr": checks.check_number("lr", self.lr, 0, low_open=True),
+                   "momentum": checks.check_number("momentum", self.momentum, 0, 1, high_open=True),
+                   "weight_decay": checks.check_number("weight_decay", self.weight_decay, 0),
+                   "width": checks.check_number("width", self.width, 0, checks.WIDTH_MAX, low_open=True),
+                   "seed": checks.check_seed(self.seed),
+                   "n_train": checks.check_optional_int("n_train", self.n_train),
+                   "n_test": checks.check_optional_int("n_test", self.n_test)}
         for name in ("steps", "batch_size", "eval_every", "dln_points", "dln_depth", "dln_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if self.momentum < 0 or self.weight_decay < 0:
-            raise ValueError(f"momentum and weight_decay must be >= 0, got {self.momentum}, {self.weight_decay}")
-        if self.dataset not in bdata.DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {list(bdata.DATASETS)}")
+            numbers[name] = checks.check_int(name, getattr(self, name), 1)
+        check_noise(self.noise)
+        if self.model == "vgg" and self.n_train is not None and self.batch_size > self.n_train:
+            raise checks.BadParameter(f"batch_size ({self.batch_size}) must be <= n_train ({self.n_train}): "
+                                      f"a batch cannot hold more images than the training set")
+        for name, value in numbers.items():
+            object.__setattr__(self, name, value)  # 1 -> 1.0 for lr, numpy ints -> int: one cache key per run
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -109,6 +116,9 @@ def build_task(config: RunConfig, device: torch.device | str = "cpu") -> Task:
         x, y, _ = bdata.regression_data(config.dln_points, config.dln_dim, seed=config.seed, device=device)
         return Task(model, sum_squared_error, x, y, None, None, "dln-gaussian", "x ~ N(0, I), y = A x, A Gaussian")
     images = bdata.load(config.dataset, device, config.n_train, config.n_test)
+    if config.batch_size > len(images.x_train):
+        raise checks.BadParameter(f"batch_size ({config.batch_size}) must be <= the {len(images.x_train)} training "
+                                  f"images of {images.name}: a batch cannot hold more images than the training set")
     torch.manual_seed(config.seed)  # data loading must not shift the init
     model = VGG(config.norm, config.width, images.channels, images.num_classes, config.noise).to(device)
     return Task(model, cross_entropy, images.x_train, images.y_train, images.x_test, images.y_test,
@@ -157,13 +167,6 @@ def evaluate(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor, c
     return result
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _env_flag(name: str) -> bool:
     value = os.environ.get(name, "").strip().lower()
     if value not in ("", "0", "1", "true", "false"):
@@ -194,133 +197,199 @@ def prepare_execution(model: nn.Module, x: torch.Tensor,
     return model, x, torch.compile(model) if options["compile"] else model
 
 
+@dataclass
+class _Loop:
+    """What a run carries from step to step (the loop's state, without closures)."""
+
+    config: RunConfig
+    task: Task
+    forward: Any  # the training forward (maybe compiled); probed steps call task.model itself
+    optimizer: torch.optim.Optimizer
+    history: dict[str, Any]
+    step_loss: torch.Tensor  # on the device, read back only at flush
+    step_acc: torch.Tensor
+    checked: int = 0  # steps below this index are already in history["step_loss"]
+    in_step: bool = False  # True between a step's first state change and its update
+    start_of_step: dict[str, Any] | None = None  # whole state before the probed step in flight
+    saved_at: int | None = None
+    step: int = 0  # the step in flight, or the boundary the loop stands at
+
+    @property
+    def classify(self) -> bool:
+        return self.config.model == "vgg"
+
+    def flush(self, upto: int) -> None:
+        """Copy device-side step losses into the history and look for divergence."""
+        if upto <= self.checked:
+            return
+        losses = self.step_loss[self.checked:upto].cpu()
+        self.history["step_loss"][self.checked:upto] = losses
+        self.history["step_acc"][self.checked:upto] = self.step_acc[self.checked:upto].cpu()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad) and self.history["diverged_at"] is None:
+            self.history["diverged_at"] = self.checked + int(bad[0])
+        self.checked = upto
+
+    def evaluate(self, step: int) -> None:
+        task, row = self.task, {"step": step}
+        if self.classify:
+            n = len(task.x_test)
+            for split, (x, y) in {"train": (task.x_train[:n], task.y_train[:n]),
+                                  "test": (task.x_test, task.y_test)}.items():
+                for k, v in evaluate(task.model, task.loss_fn, x, y, True).items():
+                    row[f"{split}_{k}"] = v
+        else:
+            row["train_loss"] = evaluate(task.model, task.loss_fn, task.x_train, task.y_train, False)["loss"]
+        self.history["evals"].append(row)
+
+    def train_step(self, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
+        """One SGD step (probes measure between backward and update); `keep_start` copies the whole
+        state first on probed steps, so an exception inside a probe can fall back to it."""
+        config, model, optimizer = self.config, self.task.model, self.optimizer
+        batch_size = config.batch_size if self.classify else len(self.task.x_train)  # the DLN is full-batch GD
+        idx = batch_indices(len(self.task.x_train), batch_size, step, config.seed, self.task.x_train.device)
+        x, y = self.task.x_train[idx], self.task.y_train[idx]
+        wanted = [p for p in probes if p.wants(step)]
+        self.start_of_step = ckpt.state_now(model, optimizer, copy_tensors=True) if wanted and keep_start else None
+        rng = rng_state() if wanted else {}
+        self.in_step = True
+        for p in wanted:
+            p.before_forward(model, step)
+        optimizer.zero_grad(set_to_none=True)
+        out = (model if wanted else self.forward)(x)
+        loss = nn.functional.cross_entropy(out, y) if self.classify else (out - y).pow(2).sum()
+        loss.backward()
+        self.step_loss[step] = loss.detach()
+        if self.classify:
+            self.step_acc[step] = (out.detach().argmax(1) == y).float().mean()
+        if wanted:
+            ctx = StepContext(model, x, y, loss.detach(), self.task.loss_fn, config.lr, step, rng, optimizer)
+            for p in wanted:
+                self.history["probes"][p.name].append({"step": step, **p.measure(ctx)})
+        optimizer.step()
+        self.in_step, self.start_of_step = False, None
+
+    def save(self, path: Path | None, step: int) -> None:
+        """Checkpoint the whole state at the boundary before `step` (the start-of-step copy mid-step;
+        nothing when mid-step without one: the last checkpoint on disk is then the whole state)."""
+        if path is None or self.saved_at == step or (self.in_step and self.start_of_step is None):
+            return
+        state = self.start_of_step if self.in_step else ckpt.state_now(self.task.model, self.optimizer)
+        self.flush(step)
+        self.history["steps_done"] = step
+        ckpt.save(path, state, self.history)
+        self.saved_at = step
+
+
+def _start(config: RunConfig, device: torch.device, options: dict[str, bool]) -> _Loop:
+    """A fresh run: seeded model and data, SGD, an empty history."""
+    task = build_task(config, device)
+    task.model, task.x_train, forward = prepare_execution(task.model, task.x_train, options)
+    optimizer = torch.optim.SGD(task.model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    history: dict[str, Any] = {
+        "config": config.as_dict(), "dataset": task.dataset, "data_source": task.source, "device": str(device),
+        "step_loss": torch.full((config.steps,), float("nan")), "step_acc": torch.full((config.steps,), float("nan")),
+        "evals": [], "probes": {}, "diverged_at": None, "steps_done": 0, "seconds": 0.0, "execution": options,
+    }
+    nan = torch.full((config.steps,), float("nan"), device=device)
+    return _Loop(config, task, forward, optimizer, history, nan, nan.clone())
+
+
+def _resume(loop: _Loop, path: Path) -> int:
+    """Load a whole-step checkpoint of this run if there is a good one; the step to go on from."""
+    state = ckpt.load(path, loop.history["config"])
+    if state is None or not ckpt.restore(state, loop.task.model, loop.optimizer, path):
+        return 0
+    history = state["history"]
+    history["execution"] = loop.history["execution"]  # how this segment runs (results do not depend on it)
+    set_rng_state(state["rng"])
+    start = history["steps_done"]
+    # records at or after `start` belong to steps that will be redone
+    history["evals"] = [r for r in history["evals"] if r["step"] < start]
+    history["probes"] = {name: [r for r in records if r["step"] < start] for name, records in history["probes"].items()}
+    loop.history, loop.checked, loop.saved_at, loop.step = history, start, start, start
+    return start
+
+
+def _check_train_arguments(config: Any, probes: Any, checkpoint_every: Any, progress: Any, stop_after: Any) -> None:
+    checks.run_arguments(config, probes)
+    checks.check_int("checkpoint_every", checkpoint_every, 1)
+    checks.check_bool("progress", progress)
+    checks.check_optional_int("stop_after", stop_after, 0)
+
+
+def _steps(loop: _Loop, probes: Sequence[Probe], start: int, end: int, path: Path | None, every: int,
+           held: ckpt.HeldSignals, bar: Any) -> tuple[int, bool]:
+    """Steps start..end-1; (the step reached, whether all ran). Stops early on divergence; a held
+    signal is delivered at a step boundary, after a checkpoint of the whole state there."""
+    for step in range(start, end):
+        loop.step = step
+        if held.pending is not None or (step > start and step % every == 0):
+            loop.save(path, step)
+            if held.pending is not None:
+                held.deliver()
+        if step % loop.config.eval_every == 0:
+            loop.flush(step)
+            if loop.history["diverged_at"] is not None:
+                return step, False  # diverged
+            loop.evaluate(step)
+            bar.set_postfix(loss=f"{loop.history['step_loss'][step - 1].item():.3g}" if step else "-")
+        loop.train_step(step, probes, keep_start=path is not None)
+        bar.update()
+    loop.step = end
+    if held.pending is not None:
+        loop.save(path, end)
+    return end, True
+
+
 def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | str | None = None,
           checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool = True,
           stop_after: int | None = None, channels_last: bool | None = None,
           compile_model: bool | None = None) -> dict[str, Any]:
     """Train `config`, calling probes at their cadence; returns the run's history.
 
-    With `checkpoint`, state is saved every `checkpoint_every` steps and on interruption, and a
-    later call resumes from it, ending exactly where an uninterrupted run would. `stop_after`
-    halts after that many steps (used to test resuming) and leaves the checkpoint in place.
-    `channels_last` and `compile_model` (VGG only; see `execution_options`) speed up the
-    training step; probed steps always run the plain module, so probes see the eager model.
+    With `checkpoint`, the whole state is saved every `checkpoint_every` steps and when the run is
+    interrupted (Ctrl-C, SIGTERM, an exception), and a later call resumes from it, ending bitwise
+    where an uninterrupted run would (see bnlib.checkpoint for how a step is kept whole).
+    `stop_after` halts after that many steps (used to test resuming) and leaves the checkpoint.
+    `channels_last` and `compile_model` (VGG only; see `execution_options`) speed up the training
+    step; probed steps always run the plain module, so probes see the eager model.
     """
-    device = torch.device(device) if device is not None else default_device()
-    task = build_task(config, device)
-    model, loss_fn = task.model, task.loss_fn
-    classify = config.model == "vgg"
-    options = execution_options(channels_last, compile_model) if classify else execution_options(False, False)
-    model, task.x_train, forward = prepare_execution(model, task.x_train, options)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    history: dict[str, Any] = {
-        "config": config.as_dict(), "dataset": task.dataset, "data_source": task.source, "device": str(device),
-        "step_loss": torch.full((config.steps,), float("nan")), "step_acc": torch.full((config.steps,), float("nan")),
-        "evals": [], "probes": {p.name: [] for p in probes}, "diverged_at": None, "steps_done": 0, "seconds": 0.0,
-        "execution": options,
-    }
-    start = 0
-    checkpoint = Path(checkpoint) if checkpoint else None
-    if checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False, map_location=device)
-        if state["history"]["config"] == history["config"]:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history = state["history"]
-            history["execution"] = options  # how this segment runs (the results do not depend on it)
-            set_rng_state(state["rng"])
-            start = history["steps_done"]
-            # an interruption mid-step may have left records for the step being redone
-            history["evals"] = [r for r in history["evals"] if r["step"] < start]
-            history["probes"] = {name: [r for r in records if r["step"] < start]
-                                 for name, records in history["probes"].items()}
-    step_loss = torch.full((config.steps,), float("nan"), device=device)
-    step_acc = torch.full((config.steps,), float("nan"), device=device)
-    checked = start  # steps below this index are already in history["step_loss"]
-
-    def flush(upto: int) -> None:
-        """Copy device-side step losses into the history and look for divergence."""
-        nonlocal checked
-        if upto <= checked:
-            return
-        losses = step_loss[checked:upto].cpu()
-        history["step_loss"][checked:upto] = losses
-        history["step_acc"][checked:upto] = step_acc[checked:upto].cpu()
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad) and history["diverged_at"] is None:
-            history["diverged_at"] = checked + int(bad[0])
-        checked = upto
-
-    def do_eval(step: int) -> None:
-        row: dict[str, float] = {"step": step}
-        if classify:
-            n = len(task.x_test)
-            for split, (x, y) in {"train": (task.x_train[:n], task.y_train[:n]),
-                                  "test": (task.x_test, task.y_test)}.items():
-                for k, v in evaluate(model, loss_fn, x, y, True).items():
-                    row[f"{split}_{k}"] = v
-        else:
-            row["train_loss"] = evaluate(model, loss_fn, task.x_train, task.y_train, False)["loss"]
-        history["evals"].append(row)
-
-    def save_checkpoint(step: int) -> None:
-        if checkpoint:
-            flush(step)
-            history["steps_done"] = step
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                          "history": history}, checkpoint)
-
-    batch_size = config.batch_size if classify else len(task.x_train)  # the DLN is full-batch GD
-    model.train()
-    began = time.perf_counter() - history["seconds"]
+    _check_train_arguments(config, probes, checkpoint_every, progress, stop_after)
+    device = checks.device(device)
+    vgg = config.model == "vgg"
+    options = execution_options(channels_last, compile_model) if vgg else execution_options(False, False)
+    loop = _start(config, device, options)
+    path = Path(checkpoint) if checkpoint else None
+    start = _resume(loop, path) if path else 0
+    for p in probes:
+        loop.history["probes"].setdefault(p.name, [])
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    began = time.perf_counter() - loop.history["seconds"]
     # a widget bar only where a person watches; in builds it would leave dead widget state in pages
-    bar_class = tqdm.auto.tqdm if in_kernel_with_widgets() else tqdm.std.tqdm
-    bar = bar_class(range(start, end), initial=start, total=config.steps, disable=not progress,
-               desc=f"{config.model}/{config.norm} lr={config.lr:g}", leave=False)
+    bar = (tqdm.auto.tqdm if in_kernel_with_widgets() else tqdm.std.tqdm)(
+        total=config.steps, initial=start, disable=not progress, leave=False,
+        desc=f"{config.model}/{config.norm} lr={config.lr:g}")
     step = start
-    try:
-        for step in bar:
-            if checkpoint and step > start and step % checkpoint_every == 0:
-                save_checkpoint(step)
-            if step % config.eval_every == 0:
-                flush(step)
-                if history["diverged_at"] is not None:
-                    break
-                do_eval(step)
-                bar.set_postfix(loss=f"{history['step_loss'][step - 1].item():.3g}" if step else "-")
-            idx = batch_indices(len(task.x_train), batch_size, step, config.seed, device)
-            x, y = task.x_train[idx], task.y_train[idx]
-            wanted = [p for p in probes if p.wants(step)]
-            rng = rng_state() if wanted else {}
-            for p in wanted:
-                p.before_forward(model, step)
-            optimizer.zero_grad(set_to_none=True)
-            out = (model if wanted else forward)(x)
-            loss = nn.functional.cross_entropy(out, y) if classify else (out - y).pow(2).sum()
-            loss.backward()
-            step_loss[step] = loss.detach()
-            if classify:
-                step_acc[step] = (out.detach().argmax(1) == y).float().mean()
-            if wanted:
-                ctx = StepContext(model, x, y, loss.detach(), loss_fn, config.lr, step, rng, optimizer)
-                for p in wanted:
-                    history["probes"][p.name].append({"step": step, **p.measure(ctx)})
-            optimizer.step()
-        else:
-            step = end
-            flush(end)
-            if end == config.steps and history["diverged_at"] is None:
-                do_eval(end)
-    except BaseException:
-        save_checkpoint(step)  # keep what was computed, then let the interruption through
-        raise
-    finally:
-        bar.close()
-    flush(step)
-    history["steps_done"] = step
-    history["seconds"] = time.perf_counter() - began
-    if stop_after is not None and step < config.steps and history["diverged_at"] is None:
-        save_checkpoint(step)
-    return history
+    with ckpt.HeldSignals() as held:
+        try:
+            step, finished = _steps(loop, probes, start, end, path, checkpoint_every, held, bar)
+            if finished:
+                loop.flush(end)
+                if end == config.steps and loop.history["diverged_at"] is None:
+                    loop.evaluate(end)
+        except BaseException:
+            try:  # keep what is whole; a failure to save must not hide the error itself
+                loop.save(path, loop.step)
+            except Exception as err:
+                warnings.warn(f"could not save the checkpoint {path} after an error: {err}", stacklevel=2)
+            raise
+        finally:
+            bar.close()
+    loop.flush(step)
+    loop.history["steps_done"] = step
+    loop.history["seconds"] = time.perf_counter() - began
+    if stop_after is not None and step < config.steps and loop.history["diverged_at"] is None:
+        loop.save(path, step)
+    return loop.history

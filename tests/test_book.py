@@ -17,12 +17,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+# only against hangs: a busy machine can make a build many times slower, and that must not fail a test
+HANG_GUARD_S = 4 * 3600
 
 
 def _jupyter_book(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "BNLIB_PROFILE": os.environ.get("BNLIB_PROFILE", "smoke")}
     return subprocess.run([str(BIN / "jupyter-book"), "build", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 @functools.cache
@@ -55,7 +57,7 @@ def test_papermill_injects_parameters(tmp_path):
     out = tmp_path / "out.ipynb"
     chapter = ROOT / "chapters" / "06_theory_checks.ipynb"
     result = subprocess.run([str(BIN / "papermill"), str(chapter), str(out), "-p", "profile", "smoke",
-                             "-p", "seed", "3"], capture_output=True, text=True, timeout=900)
+                             "-p", "seed", "3"], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr[-3000:]
     nb = json.loads(out.read_text())
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]

@@ -38,7 +38,7 @@ def browser():
     for flag in [*FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver.set_page_load_timeout(600)  # a hang guard: Chromium on a busy machine is slow
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)

@@ -110,7 +110,57 @@ def test_auto_takes_the_first_available(monkeypatch):
     monkeypatch.setattr(data, "_fetch", fake_fetch)
     monkeypatch.setattr(data, "_MEMORY", {})
     monkeypatch.setattr(data, "_UNAVAILABLE", {})
-    assert data.resolve_name("auto") == "synthetic"
+    with pytest.warns(UserWarning) as caught:
+        assert data.resolve_name("auto") == "synthetic"
+    said = [str(w.message) for w in caught]
+    assert any("cifar10 is not available (offline); trying fashion-mnist" in m for m in said), said
+    assert any("fashion-mnist is not available (not installed); trying synthetic" in m for m in said), said
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", "truncate", "wrong-content"])
+def test_a_damaged_converted_cifar_file_is_rebuilt_from_the_archive(tmp_path, served_archive, damage):
+    url, md5, _ = served_archive
+    root = tmp_path / "data"
+    first = data.cifar10_uint8(root, url=url, md5=md5)
+    converted = root / "cifar10-uint8.pt"
+    if damage == "truncate":
+        converted.write_bytes(converted.read_bytes()[:500])
+    elif damage == "wrong-content":
+        torch.save({**first, "y_train": first["y_train"] + 20}, converted)  # labels out of 0..9
+    else:
+        converted.write_bytes(damage)
+    moved = r"converted CIFAR-10: .*cifar10-uint8\.pt.*moved it to cifar10-uint8\.pt\.corrupt"
+    with pytest.warns(UserWarning, match=moved):
+        again = data.cifar10_uint8(root, url="http://127.0.0.1:9/none", md5=md5)  # no download: the archive is there
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert torch.equal(data.cifar10_uint8(root, download=False, md5=md5)["x_test"], first["x_test"])
+
+
+def test_a_damaged_converted_file_without_its_archive_is_a_clear_error(tmp_path):
+    (tmp_path / "cifar10-uint8.pt").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="moved it to cifar10-uint8.pt.corrupt"):
+        with pytest.raises(data.DatasetUnavailable, match="CIFAR-10 is not in"):
+            data.cifar10_uint8(tmp_path, download=False)
+
+
+def test_a_damaged_fashion_mnist_file_is_named(tmp_path, monkeypatch):
+    for pair in data.FASHION_MNIST_FILES.values():
+        for name in pair:
+            (tmp_path / name).write_bytes(b"not gzip")
+    monkeypatch.setenv("BNLIB_FASHION_MNIST", str(tmp_path))
+    with pytest.raises(data.DatasetUnavailable, match=r"Fashion-MNIST file .*train-images-idx3-ubyte\.gz is damaged"):
+        data.fashion_mnist_uint8(download=False)
+
+
+def test_bad_load_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match=r"n_train must be <= the 1024 train images of synthetic"):
+        data.load("synthetic", n_train=5000)
+    with pytest.raises(ValueError, match="n_test must be None or an int >= 1, got 0"):
+        data.load("synthetic", n_test=0)
+    with pytest.raises(ValueError, match="download must be True or False"):
+        data.load("synthetic", download="yes")
+    with pytest.raises(ValueError, match="seed must be an int"):
+        data.regression_data(10, seed=-1)
 
 
 def test_unknown_dataset_is_a_clear_error():

@@ -10,8 +10,15 @@ import torch
 from torch import nn
 
 from bnlib.models import DLN, VGG
-from bnlib.probes.base import rng_state, set_rng_state
-from bnlib.probes.hessian import HessianProbe, finite_difference_hessian, hessian_series, lanczos, top_eigenvalue
+from bnlib.probes.base import StepContext, rng_state, set_rng_state
+from bnlib.probes.hessian import (
+    MAX_ITERS,
+    HessianProbe,
+    finite_difference_hessian,
+    hessian_series,
+    lanczos,
+    top_eigenvalue,
+)
 from bnlib.train import cross_entropy, sum_squared_error, train
 
 
@@ -104,6 +111,42 @@ def test_hvp_matches_finite_differences_on_conv_bn():
         assert torch.allclose(hv, fd, rtol=1e-4, atol=1e-6 * float(fd.abs().max()))
 
 
+def _hessian_by_unit_hvps(model: nn.Module, loss_fn, x, y) -> np.ndarray:
+    """The full Hessian, column by column: H e_i by double backward (the product the HVP test checks
+    against finite differences on this very architecture). float32 convs are fast; float64 ones are not."""
+    params = _params(model)
+    grads = torch.autograd.grad(loss_fn(model, x, y), params, create_graph=True)
+    n = sum(p.numel() for p in params)
+    cols = []
+    for i in range(n):
+        e = torch.zeros(n)
+        e[i] = 1.0
+        vs = [t.view(p.shape) for t, p in zip(torch.split(e, [p.numel() for p in params]), params, strict=True)]
+        cols.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(grads, params, vs, retain_graph=True)]))
+    hess = torch.stack(cols, 1).double().numpy()
+    return (hess + hess.T) / 2
+
+
+def test_probe_iterates_until_both_ends_meet_its_tolerance_on_a_tiny_vgg():
+    """Issue 16: 8 products left the VGG's smallest eigenvalue far off. The probe now runs Lanczos until
+    both ends' residuals are below tol (cap: MAX_ITERS), records them, and then matches the full Hessian."""
+    torch.manual_seed(0)
+    model = VGG("batch", width=1 / 512, in_channels=1).train()  # 176 parameters
+    x, y = torch.randn(4, 1, 32, 32), torch.randint(0, 10, (4,))
+    eig = np.linalg.eigvalsh(_hessian_by_unit_hvps(model, cross_entropy, x, y))
+    scale = np.abs(eig).max()
+    probe = HessianProbe(every=1)
+    assert probe.iters == MAX_ITERS and probe.tol == 1e-2
+    loss = cross_entropy(model, x, y)
+    out = probe.measure(StepContext(model, x, y, loss.detach(), cross_entropy, 0.1, 0, rng_state()))
+    assert out["converged"] and out["iters"] < MAX_ITERS
+    assert out["top_residual"] <= probe.tol and out["min_residual"] <= probe.tol
+    assert abs(out["min_eig"] - eig[0]) <= probe.tol * scale
+    assert abs(out["top_eig"] - eig[-1]) <= probe.tol * scale
+    capped = lanczos(model, cross_entropy, x, y, iters=3, tol=probe.tol)
+    assert not capped["converged"] and capped["rel_residual"] > probe.tol  # a cap that stops it early says so
+
+
 def test_model_untouched():
     torch.manual_seed(0)
     model = VGG("noisy", width=1 / 16, in_channels=1).train()
@@ -129,6 +172,7 @@ def test_probe_leaves_run_identical(tiny_vgg):
     assert list(series["steps"]) == [0, 5, 10]
     assert np.all(series["beta"] >= np.abs(series["top_eig"]))
     assert np.all(series["iters"] <= 3)
+    assert set(series) >= {"top_residual", "min_residual", "converged"}
 
 
 def test_bad_input():

@@ -49,9 +49,9 @@ def test_layer_number_outside_the_model_is_a_clear_error():
 def test_unknown_norm_and_bad_noise_are_clear_errors():
     with pytest.raises(ValueError, match="unknown norm 'group'.*allowed"):
         VGG("group")
-    with pytest.raises(ValueError, match="n_sigma must be >= 1"):
+    with pytest.raises(ValueError, match="n_sigma must be a finite number >= 1"):
         NoiseConfig(n_sigma=0.5)
-    with pytest.raises(ValueError, match="n_mu must be >= 0"):
+    with pytest.raises(ValueError, match="n_mu must be a finite number >= 0"):
         NoiseConfig(n_mu=-1)
 
 
@@ -100,3 +100,18 @@ def test_noisy_bn_is_plain_bn_in_eval_mode():
     assert torch.equal(noisy(x), noisy(x))
     plain = (x - noisy.bn.running_mean.view(1, 3, 1, 1)) / (noisy.bn.running_var.view(1, 3, 1, 1) + 1e-5).sqrt()
     assert torch.allclose(noisy(x), plain, atol=1e-6)
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: VGG("batch", width=float("inf")), r"width must be a finite number in \(0, 64\], got inf"),
+    (lambda: VGG("batch", width=-1), "width must be a finite number"),
+    (lambda: VGG("batch", in_channels=0), "in_channels must be an int >= 1"),
+    (lambda: VGG("batch", noise={"n_mu": 1}), "noise must be a bnlib.models.NoiseConfig"),
+    (lambda: DLN("none", depth=2.0), r"depth must be an int >= 1, got 2.0 \(float\)"),
+    (lambda: DLN("none", dim=True), r"dim must be an int >= 1, got True \(bool\)"),
+    (lambda: NoiseConfig(n_mu=float("nan")), "noise n_mu must be a finite number >= 0, got nan"),
+    (lambda: NoiseConfig(r_mu="0.1"), r"noise r_mu must be a finite number >= 0, got '0.1' \(str\)"),
+])
+def test_constructors_check_their_arguments(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()

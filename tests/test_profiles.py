@@ -48,3 +48,17 @@ def test_bad_values_are_rejected():
         smoke.replace(n_train=4)
     with pytest.raises(ValueError, match="unknown profile field"):
         smoke.replace(depth=3)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"vgg_steps": 10.5}, r"profile field 'vgg_steps' must be an int >= 1, got 10.5 \(float\)"),
+    ({"eval_every": True}, r"profile field 'eval_every' must be an int >= 1, got True \(bool\)"),
+    ({"vgg_width": float("inf")}, r"profile field 'vgg_width' must be a finite number in \(0, 64\], got inf"),
+    ({"vgg_width": float("nan")}, "profile field 'vgg_width' must be a finite number"),
+    ({"n_test": 0}, "profile field 'n_test' must be None or an int >= 1, got 0"),
+    ({"n_train": 16, "batch_size": 32}, r"'n_train' \(16\) must be >= batch_size \(32\), or None"),
+    ({"name": ""}, "profile field 'name' must be a non-empty str"),
+])
+def test_every_profile_field_is_checked_up_front(change, message):
+    with pytest.raises(ValueError, match=message):
+        profiles.PROFILES["smoke"].replace(**change)

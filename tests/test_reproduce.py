@@ -26,7 +26,7 @@ def _book(tmp_path: Path) -> Path:
 
 def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bnlib.reproduce", "--profile", "smoke", "--root", str(root),
-                           *args], capture_output=True, text=True, timeout=900)
+                           *args], capture_output=True, text=True, timeout=4 * 3600)  # a hang guard only
 
 
 def test_reproduce_runs_each_chapter_once_and_reports_its_time(tmp_path):

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from bnlib import runs, train
+from bnlib import runs, store
 from bnlib.probes.base import Probe, StepContext
 
 
@@ -58,7 +58,7 @@ def test_probe_module_enters_the_fingerprint(tmp_path, tiny_dln):
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
     target = tmp_path / "result.pt"
-    train._save_atomic({"v": 1}, target)
+    store.save_atomic({"v": 1}, target)
     real_save = torch.save
 
     def broken_save(obj, path):
@@ -67,7 +67,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
-        train._save_atomic({"v": 2}, target)
+        store.save_atomic({"v": 2}, target)
     monkeypatch.setattr(torch, "save", real_save)
     assert torch.load(target) == {"v": 1}
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -54,7 +55,7 @@ def test_interruption_keeps_a_checkpoint_and_resumes(tiny_dln, tmp_path):
     ckpt = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
         train(tiny_dln, [Interrupt(every=1)], progress=False, checkpoint=ckpt, checkpoint_every=100)
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)
     assert saved["history"]["steps_done"] == 9
     assert torch.isfinite(saved["history"]["step_loss"][:9]).all()
     resumed = train(tiny_dln, progress=False, checkpoint=ckpt)
@@ -102,17 +103,50 @@ def test_same_seed_same_initialisation(tiny_vgg):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"lr": -0.1}, "lr must be a positive"),
-    ({"lr": float("nan")}, "lr must be a positive"),
-    ({"steps": 0}, "steps must be an int >= 1"),
+    ({"lr": -0.1}, r"lr must be a finite number > 0, got -0.1"),
+    ({"lr": float("nan")}, r"lr must be a finite number > 0, got nan"),
+    ({"lr": "0.1"}, r"lr must be a finite number > 0, got '0.1' \(str\)"),
+    ({"lr": True}, r"lr must be a finite number > 0, got True \(bool\)"),
+    ({"steps": 0}, "steps must be an int >= 1, got 0"),
+    ({"steps": 10.0}, r"steps must be an int >= 1, got 10.0 \(float\)"),
+    ({"eval_every": True}, r"eval_every must be an int >= 1, got True \(bool\)"),
     ({"norm": "layer"}, "unknown norm 'layer'"),
-    ({"model": "resnet"}, "model must be one of"),
+    ({"model": "resnet"}, r"unknown model 'resnet' \(str\); allowed: \['vgg', 'dln'\]"),
     ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
-    ({"momentum": -1.0}, "momentum"),
+    ({"momentum": -1.0}, r"momentum must be a finite number in \[0, 1\)"),
+    ({"momentum": float("inf")}, "momentum must be a finite number"),
+    ({"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, got nan"),
+    ({"seed": "abc"}, r"seed must be an int in \[0, 4294967295\], got 'abc' \(str\)"),
+    ({"seed": 1.5}, "seed must be an int"),
+    ({"seed": -1}, "seed must be an int in"),
+    ({"seed": False}, r"seed must be an int .*\(bool\)"),
+    ({"width": float("inf")}, "width must be a finite number in"),
+    ({"width": 0}, r"width must be a finite number in \(0, 64\]"),
+    ({"n_train": 0}, "n_train must be None or an int >= 1, got 0"),
+    ({"n_train": -5}, "n_train must be None or an int >= 1"),
+    ({"n_train": 100, "batch_size": 128}, r"batch_size \(128\) must be <= n_train \(100\)"),
+    ({"n_test": 0}, "n_test must be None or an int >= 1"),
+    ({"noise": {"n_mu": 0.5}}, "noise must be a bnlib.models.NoiseConfig"),
 ])
 def test_bad_config_is_a_clear_error(change, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**change)
+
+
+def test_bad_values_elsewhere_are_clear_errors(tiny_vgg, tmp_path):
+    from bnlib.models import NoiseConfig
+
+    with pytest.raises(ValueError, match="noise r_sigma must be a finite number >= 0, got inf"):
+        NoiseConfig(r_sigma=float("inf"))
+    with pytest.raises(ValueError, match=r"batch_size \(2000\) must be <= the 1024 training images"):
+        train(tiny_vgg.replace(n_train=None, batch_size=2000), progress=False)  # the synthetic split holds 1024
+    with pytest.raises(ValueError, match="device must be None, 'cpu'"):
+        train(tiny_vgg, device="gpu0", progress=False)
+    with pytest.raises(ValueError, match="checkpoint_every must be an int >= 1"):
+        train(tiny_vgg, checkpoint=tmp_path / "c.pt", checkpoint_every=0, progress=False)
+    with pytest.raises(TypeError, match="config must be a bnlib.train.RunConfig"):
+        train({"model": "vgg"}, progress=False)
+    assert RunConfig(lr=1, seed=np.int64(3)).as_dict() == RunConfig(lr=1.0, seed=3).as_dict()
 
 
 def test_bad_probe_cadence_is_a_clear_error():

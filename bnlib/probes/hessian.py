@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnlib import checks
 from bnlib.probes.base import Probe, StepContext, preserved, set_rng_state
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,14 +38,12 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
             trace: list[float] | None = None) -> dict[str, float]:
     """Extreme Hessian eigenvalues of the training-mode loss by Lanczos on Hessian-vector products.
 
-    Lanczos (with full reorthogonalisation) needs far fewer products than power iteration for
-    the same accuracy and gives both ends of the spectrum. Stops after `iters` products, or once
-    the residual of the extreme Ritz pair(s) named by `which` ("both", or "top" when only the
-    largest eigenvalue is wanted) is below `tol` relative to the spectral norm; that residual
-    bounds the eigenvalue's error. Returns the largest (`top_eig`) and smallest (`min_eig`) Ritz
-    values, the products used and that relative residual; `trace`, when given, receives the top
-    Ritz value after every product. With `iters` >= the number of parameters the values are exact
-    (up to rounding).
+    Lanczos (full reorthogonalisation) needs far fewer products than power iteration and gives both
+    ends of the spectrum. Iterates until the residual of the extreme Ritz pair(s) named by `which`
+    ("both", or "top") is below `tol` relative to the spectral norm (it bounds the eigenvalue's
+    error), or `iters` products (the cap) are spent. Returns `top_eig`, `min_eig`, the products
+    used, each end's relative residual, the one the stopping rule reads (`rel_residual`) and
+    `converged` (False: the cap stopped it); `trace` receives the top Ritz value after every product.
     """
     if not isinstance(iters, int) or iters < 1:
         raise ValueError(f"iters must be an int >= 1, got {iters!r}")
@@ -71,7 +70,7 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
         basis = [v / v.norm()]
         alphas: list[float] = []
         betas: list[float] = []
-        result = {"top_eig": float("nan"), "min_eig": float("nan"), "iters": 0, "rel_residual": float("nan")}
+        result: dict[str, Any] = {}
         for k in range(1, min(iters, n) + 1):
             w = hvp(basis[-1])
             alphas.append(float(w @ basis[-1]))
@@ -81,13 +80,15 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
             beta = float(w.norm())
             theta, s = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
             scale = max(abs(theta[-1]), abs(theta[0]), 1e-30)  # the spectral norm estimate
-            ends = abs(s[-1, -1]) if which == "top" else max(abs(s[-1, -1]), abs(s[-1, 0]))
-            residual = beta * ends / scale
+            top_res, min_res = beta * abs(s[-1, -1]) / scale, beta * abs(s[-1, 0]) / scale
+            residual = top_res if which == "top" else max(top_res, min_res)
+            exhausted = beta <= 1e-12 * scale or k == n  # an invariant subspace: the Ritz values are exact
             if trace is not None:
                 trace.append(float(theta[-1]))
             result = {"top_eig": float(theta[-1]), "min_eig": float(theta[0]), "iters": k,
-                      "rel_residual": float(residual)}
-            if not math.isfinite(beta) or residual <= tol or beta <= 1e-12 * scale:
+                      "rel_residual": float(residual), "top_residual": float(top_res),
+                      "min_residual": float(min_res), "converged": bool(residual <= tol or exhausted)}
+            if not math.isfinite(beta) or result["converged"]:
                 break
             betas.append(beta)
             basis.append(w / beta)
@@ -130,17 +131,20 @@ def finite_difference_hessian(model: nn.Module, loss_fn: LossFn, x: torch.Tensor
     return (hess + hess.T) / 2
 
 
+MAX_ITERS = 50  # the probe's default cap on Hessian-vector products per measurement
+
+
 class HessianProbe(Probe):
-    """Top (and bottom) Hessian eigenvalue of the step's training loss, by at most `iters` Lanczos HVPs."""
+    """Top and bottom Hessian eigenvalue of the step's training loss: Lanczos until both ends' relative
+    residuals meet `tol`, or `iters` HVPs (the cap; each record says whether it converged)."""
 
     name = "hessian"
 
-    def __init__(self, every: int, iters: int = 10, tol: float = 1e-2, seed: int = 0) -> None:
+    def __init__(self, every: int, iters: int = MAX_ITERS, tol: float = 1e-2, seed: int = 0) -> None:
         super().__init__(every)
-        if not isinstance(iters, int) or iters < 1:
-            raise ValueError(f"hessian probe: iters must be an int >= 1, got {iters!r}")
-        if not tol >= 0:
-            raise ValueError(f"hessian probe: tol must be >= 0, got {tol!r}")
+        checks.check_int("hessian probe: iters", iters, 1)
+        checks.check_number("hessian probe: tol", tol, 0, 1)
+        checks.check_seed(seed, "hessian probe: seed")
         self.iters, self.tol, self.seed = iters, tol, seed
 
     @property
@@ -153,7 +157,8 @@ class HessianProbe(Probe):
 
 
 def hessian_series(history: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Steps, top and bottom eigenvalue, beta = max |eigenvalue|, products used and residual, over training."""
+    """Steps, top and bottom eigenvalue, beta = max |eigenvalue|, products used, residuals and whether
+    each measurement converged, over training."""
     records = history.get("probes", {}).get("hessian")
     if records is None:
         raise ValueError(f"this run carries no 'hessian' probe records; probes present: "
@@ -163,4 +168,6 @@ def hessian_series(history: dict[str, Any]) -> dict[str, np.ndarray]:
     return {"steps": np.array([r["step"] for r in records], dtype=int),
             "top_eig": top, "min_eig": bottom, "beta": np.maximum(np.abs(top), np.abs(bottom)),
             "iters": np.array([r["iters"] for r in records], dtype=int),
-            "rel_residual": np.array([r["rel_residual"] for r in records], dtype=float)}
+            "rel_residual": np.array([r["rel_residual"] for r in records], dtype=float),
+            **{k: np.array([r.get(k, np.nan) for r in records], dtype=float) for k in ("top_residual", "min_residual")},
+            "converged": np.array([r.get("converged", False) for r in records], dtype=bool)}

@@ -28,8 +28,9 @@ VGG_ETA_FACTORS = (0.5, 1.0, 2.0, 4.0)
 DLN_ETA_FACTORS = (0.01, 0.1, 1.0, 3.0, 10.0, 30.0)
 # the Hessian probe is several times dearer than the landscape probe: it runs this many times less often
 HESSIAN_EVERY_FACTOR = 3
-VGG_HESSIAN_ITERS = 8
-DLN_HESSIAN_ITERS = 12
+# caps on Lanczos products: the probe stops earlier once both ends' residuals meet its tolerance
+VGG_HESSIAN_ITERS = 50
+DLN_HESSIAN_ITERS = 50
 
 
 def _flat_norm(tensors: Sequence[torch.Tensor]) -> float:
