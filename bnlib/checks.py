@@ -227,7 +227,11 @@ def _chapter6(p: dict[str, Any]) -> None:
     check_optional_int("draws", p.pop("draws"))
 
 
-CHAPTERS = {1: _chapter1, 2: _chapter2, 3: _chapter3, 4: _chapter4, 5: _chapter5, 6: _chapter6}
+def _no_more(p: dict[str, Any]) -> None:
+    """Chapter 7 has only the common parameters."""
+
+
+CHAPTERS = {1: _chapter1, 2: _chapter2, 3: _chapter3, 4: _chapter4, 5: _chapter5, 6: _chapter6, 7: _no_more}
 
 
 def chapter(number: int, **params: Any) -> None:

@@ -266,13 +266,19 @@ def show(planned: Iterable[Planned], profile: Profile | str | None = None, knobs
     return plan
 
 
-def chapter_plans(profile: Profile | str | None, dataset: str = "auto") -> dict[str, list[Planned]]:
+def chapter_plans(profile: Profile | str | None, dataset: str = "auto", seed: int = 0) -> dict[str, list[Planned]]:
     """Each training chapter's runs at its default parameters, in book order."""
     from bnlib.experiments import distributions, ics, landscape, lp
 
-    return {"01": distributions.chapter1_plan(profile, dataset), "02": distributions.chapter2_plan(profile, dataset),
-            "03": ics.chapter_plan(profile, dataset), "04": landscape.chapter_plan(profile, dataset),
-            "05": lp.chapter_plan(profile, dataset)}
+    return {"01": distributions.chapter1_plan(profile, dataset, seed),
+            "02": distributions.chapter2_plan(profile, dataset, seed),
+            "03": ics.chapter_plan(profile, dataset, seed), "04": landscape.chapter_plan(profile, dataset, seed),
+            "05": lp.chapter_plan(profile, dataset, seed)}
+
+
+def book_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0) -> list[Planned]:
+    """Every canonical run of the book once: what the scoreboard and the overlay chapter read."""
+    return unique(run for planned in chapter_plans(profile, dataset, seed).values() for run in planned)
 
 
 def book_estimate(profile: Profile | str | None, flops_per_s: float, op_s: float) -> dict[str, tuple[Plan, Plan]]:
