@@ -72,7 +72,9 @@ def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_dat
     for ax, split, title in zip(axes, ("train", "test"), ("(a) Training accuracy", "(b) Test accuracy"),
                                 strict=True):
         for (norm, lr), history in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            _draw_accuracy(ax, history, split, f"{label(norm)}, LR={lr:g}", COLOURS[norm], styles[lrs.index(lr) % 4])
+            colour = PAPER_LR05.get(norm, COLOURS[norm]) if lr == 0.5 else COLOURS[norm]
+            style = "-" if lr in (0.1, 0.5) else styles[lrs.index(lr) % 4]  # dashed is for the paper's curves
+            _draw_accuracy(ax, history, split, f"{label(norm)}, LR={lr:g}", colour, style)
             if paper_data and norm in ("none", "batch") and lr in (0.1, 0.5):
                 name = "fig1a_train_acc" if split == "train" else "fig1b_test_acc"
                 series = f"{'standard' if norm == 'none' else 'bn'}_lr{lr:g}"
@@ -83,7 +85,8 @@ def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_dat
         ax.set_ylabel(f"{split.capitalize()} accuracy (%)")
         ax.set_title(title, loc="left")
         ax.set_ylim(0, 100)
-        overlay.legend(ax, loc="lower right", ncol=2 if paper_data else 1)
+        if split == "test":
+            overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
         overlay.scale_caption(fig, next(iter(runs.values())))
@@ -157,7 +160,7 @@ def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]], paper_data: bool = True
                          COLOURS[norm], _total(runs))
     ax.axhline(10, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="Steps (ours)", ylabel="Training accuracy (%)", ylim=(0, 100))
-    overlay.legend(ax, loc="lower right")
+    overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
         overlay.scale_caption(fig, next(iter(runs.values())))
@@ -199,7 +202,7 @@ def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 1
             ax.set_title(f"Layer #{layer}", loc="left")
             ax.set_xlabel("Steps (ours)")
             ax.set_ylabel(ylabels[key])
-    overlay.legend(axes[0, -1], fontsize=7)
+    overlay.legend(axes[-1, 0])
     fig.suptitle("(a) change between recorded steps" if kind == "step" else "(b) shift from the first recorded step")
     fig.tight_layout()
     if paper_data:

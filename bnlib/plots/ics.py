@@ -118,7 +118,7 @@ def fig3(runs: RunMap, layers: Sequence[int], model: str, paper_data: bool = Tru
             ax_cos.set_ylabel(r"$\cos(G, G')$")
             ax_cos.axhline(1.0, color="grey", lw=0.6, ls=":")
         axes[r, -1].set_xlabel("Steps (ours)")
-    overlay.legend(axes[0, 0], fontsize=7)
+    overlay.legend(grid[-1, 0])
     fig.tight_layout()
     if paper_data:
         overlay.scale_caption(fig, next(iter(runs.values())))

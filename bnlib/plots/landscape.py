@@ -84,7 +84,7 @@ def landscape_figure(runs: Runs, title: str = "", paper_data: bool = True) -> Fi
     titles = ("(a) loss landscape", "(b) gradient predictiveness", r"(c) effective $\beta$-smoothness")
     for ax, text in zip(axes, titles, strict=True):
         ax.set_title(text, loc="left")
-        overlay.legend(ax, fontsize=7)
+    overlay.legend(axes[-1])
     if title:
         fig.suptitle(title)
     fig.tight_layout()

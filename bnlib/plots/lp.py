@@ -59,7 +59,7 @@ def training(runs: Runs, model: str = "vgg", paper_data: bool = True) -> Figure:
     every 100 steps) / 5b = 13a (DLN, training loss), with the paper's curves (top axis: its steps)."""
     fig, ax = plt.subplots(figsize=(7, 4.8))
     _training(ax, runs, model, paper_data)
-    overlay.legend(ax, fontsize=7, ncol=2)
+    overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
         overlay.scale_caption(fig, next(iter(runs.values())))
@@ -89,7 +89,7 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
     for ax, text in zip(axes[1:], ("(a) loss landscape", "(b) gradient predictiveness",
                                    r"(c) effective $\beta$-smoothness"), strict=True):
         ax.set_title(text, loc="left")
-    overlay.legend(axes[0], fontsize=7, ncol=2)
+    overlay.legend(axes[-1])
     fig.tight_layout()
     if paper_data:
         overlay.scale_caption(fig, next(iter(runs.values())))

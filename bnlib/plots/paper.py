@@ -34,8 +34,8 @@ def twin(ax: Axes, ours_total: int, model: str = "vgg") -> Axes:
     ax.set_xlim(0, ours_total)
     top = ax.twiny()
     top.set_xlim(0, paper_total)
-    top.set_xlabel(f"paper's steps (of {paper_total // 1000}k)", fontsize=9)
-    top.tick_params(axis="x", labelsize=8, colors="0.35")
+    top.set_xlabel(f"paper's steps (of {paper_total // 1000}k)", fontsize=10)
+    top.tick_params(axis="x", labelsize=9, colors="0.35")
     top.xaxis.set_major_formatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
     ax._bnlib_paper_axis = top  # type: ignore[attr-defined]
     return top
@@ -56,15 +56,17 @@ def band(ax: Axes, name: str, series: str, what: str, colour: str, ours_total: i
     top.fill_between(steps, lower, upper, facecolor="none", edgecolor=colour, hatch="///", lw=0, alpha=0.35)
 
 
-def legend(ax: Axes, **kwargs: Any) -> None:
-    """One legend for our curves and the paper's (the paper's live on the twin axis)."""
+def legend(ax: Axes, ncol: int = 1) -> None:
+    """One legend for our curves and the paper's (the paper's live on the twin axis), under the panel and
+    outside it, so that it hides no data; give the bottom panel of a figure (tight_layout makes room)."""
     handles, labels = ax.get_legend_handles_labels()
     top = getattr(ax, "_bnlib_paper_axis", None)
     if top is not None:
         more = top.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     if handles:
-        (top or ax).legend(handles, labels, **{"fontsize": 8, **kwargs})
+        (top or ax).legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=ncol,
+                           fontsize=10, frameon=False)
 
 
 def scale_note(total: int, model: str = "vgg") -> str:
@@ -102,7 +104,7 @@ def all_overlays(runs: dict[str, Any], columns: int = 1) -> Figure:
             ax.set_yscale("log")
         ax.set_title(panel, loc="left", fontsize=10)
         ax.set_xlim(0, 1)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=9, loc="best")
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     for ax in axes[-1]:
