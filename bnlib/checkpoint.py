@@ -3,6 +3,7 @@
 A step changes state in several places (the noise RNG and BN running statistics in the forward
 pass, parameters and momentum in the update); a checkpoint taken between them resumes into a
 different run. So:
+
 - Ctrl-C (SIGINT) and SIGTERM are held while a step is in flight: at the next step boundary the
   run saves a checkpoint and hands the signal to the handler that was there before (Ctrl-C then
   raises KeyboardInterrupt, SIGTERM ends the process). A second signal stops at once, like an
