@@ -59,8 +59,8 @@ def probe_costs(profile: Profile, dataset: str, device: torch.device, warmup: in
                 reps: int) -> list[dict[str, Any]]:
     """For every default probe of the canonical runs: its cost per measurement, in plain steps."""
     results = []
-    setups = (("vgg", common.vgg_config(profile, "batch", 0.1, dataset), common.vgg_probes(profile)),
-              ("dln", common.dln_config(profile, "batch", 1e-6), common.dln_probes(profile)))
+    setups = (("vgg", common.vgg_config(profile, "batch", 0.1, dataset), common.default_probes(profile, "vgg")),
+              ("dln", common.dln_config(profile, "batch", 1e-6), common.default_probes(profile, "dln")))
     for model_name, config, probes in setups:
         if not probes:
             results.append({"model": model_name, "probe": None})

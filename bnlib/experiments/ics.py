@@ -18,13 +18,14 @@ from bnlib.experiments.common import Planned, train_planned
 from bnlib.probes.base import StepContext, rng_state
 from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe
 from bnlib.profiles import Profile, resolve
+from bnlib.record import Run
 from bnlib.train import build_task, default_device
 
 NORMS = ("none", "batch")
 VGG_LRS = (0.1, 0.01)
 DLN_LRS = (1e-6, 1e-7)
 
-Runs = dict[tuple[str, float], dict[str, Any]]
+Runs = dict[tuple[str, float], Run]
 
 
 def _check(name: str, values: Sequence[Any], count: int | None = None) -> tuple[Any, ...]:
@@ -40,7 +41,7 @@ def vgg_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: 
     p = resolve(profile)
     lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
     if tuple(sorted(layers)) == VGG_LAYERS:
-        return {(norm, lr): common.vgg_planned(p, norm, lr, dataset, seed) for lr in lrs for norm in NORMS}
+        return common.plan_of(p, "fig3-vgg", NORMS, lrs, dataset=dataset, seed=seed)
     return {(norm, lr): (common.vgg_config(p, norm, lr, dataset, seed), [ICSProbe(p.probe_every, layers)])
             for lr in lrs for norm in NORMS}
 
@@ -51,7 +52,7 @@ def dln_plan(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[
     p = resolve(profile)
     lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
     if tuple(sorted(layers)) == DLN_LAYERS:
-        return {(norm, lr): common.dln_planned(p, norm, lr, seed) for lr in lrs for norm in NORMS}
+        return common.plan_of(p, "fig3-dln", NORMS, lrs, seed=seed)
     return {(norm, lr): (common.dln_config(p, norm, lr, seed), [ICSProbe(p.dln_probe_every, layers)])
             for lr in lrs for norm in NORMS}
 
@@ -70,15 +71,26 @@ def dln_runs(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[
     return {key: train_planned(planned, progress) for key, planned in dln_plan(profile, seed, lrs, layers).items()}
 
 
+def fig9_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0]) -> dict[str, Planned]:
+    """Figure 9's runs: the DLN, Standard and +BN at `lr`, with the activation probe (canonical at 1e-6)."""
+    return {norm: common.planned(profile, "fig9", norm, lr, seed=seed) for norm in NORMS}
+
+
+def fig9_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0],
+              progress: bool = True) -> dict[str, Run]:
+    """{norm: record} for Figure 9."""
+    return {norm: train_planned(one, progress) for norm, one in fig9_plan(profile, seed, lr).items()}
+
+
 def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
                  vgg_lrs: Sequence[float] = VGG_LRS, dln_lrs: Sequence[float] = DLN_LRS,
                  vgg_layers: Sequence[int] = VGG_LAYERS, dln_layers: Sequence[int] = DLN_LAYERS) -> list[Planned]:
-    """Every run chapter 3 trains: Figure 3 for its parameters, Figure 9 (the canonical DLN runs at the
-    first of `dln_lrs`) and the claim check's runs at the paper's settings."""
+    """Every run chapter 3 trains: Figure 3 for its parameters, Figure 9 (the DLN at the first of `dln_lrs`)
+    and the claim check's runs (the chapter's learning rates, the probe's default layers)."""
     return [*vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
             *dln_plan(profile, seed, dln_lrs, dln_layers).values(),
-            *dln_plan(profile, seed, tuple(dln_lrs)[:1]).values(),
-            *vgg_plan(profile, dataset, seed).values(), *dln_plan(profile, seed).values()]
+            *fig9_plan(profile, seed, tuple(dln_lrs)[0]).values(),
+            *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values()]
 
 
 def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",
