@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from bnlib.experiments.common import Planned, planned, train_planned, vgg_config
 from bnlib.models import NoiseConfig
+from bnlib.probes import activations as act
 from bnlib.profiles import Profile, resolve
 from bnlib.record import Run
 
@@ -61,6 +64,18 @@ def fig2_runs(profile: Profile | str | None = None, dataset: str = "auto", seed:
               control: bool = True) -> dict[str, Run]:
     """Figures 2 and 8: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
     return {norm: train_planned(one) for norm, one in fig2_plan(profile, dataset, seed, lr, control).items()}
+
+
+def unit_drift(run: Run, layer: int) -> dict[str, float]:
+    """Mean |change| of the recorded units' mean and variance between recorded steps, in absolute terms and
+    relative to each unit's OWN typical sd (variance), so layers and networks on different scales compare."""
+    drift = act.moment_drift(run, layer)
+    _, _, var = act.moments(run, layer)
+    sd = np.sqrt(np.nanmean(var, axis=0))  # one per unit
+    return {"mean |Δμ|": float(np.nanmean(drift["abs_dmean"])),
+            "mean |Δμ| / unit sd": float(np.nanmean(drift["abs_dmean"] / sd)),
+            "mean |Δvar|": float(np.nanmean(drift["abs_dvar"])),
+            "mean |Δvar| / unit var": float(np.nanmean(drift["abs_dvar"] / sd**2))}
 
 
 Kept = tuple[Planned, int | None]  # a planned run and how many of its steps to keep (None: all)

@@ -11,12 +11,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from bnlib.experiments import common
 from bnlib.experiments.common import Planned, train_planned
 from bnlib.probes.base import StepContext, rng_state
-from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe
+from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe, ics_series
 from bnlib.profiles import Profile, resolve
 from bnlib.record import Run
 from bnlib.train import build_task, default_device
@@ -71,15 +72,23 @@ def dln_runs(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[
     return {key: train_planned(planned, progress) for key, planned in dln_plan(profile, seed, lrs, layers).items()}
 
 
-def fig9_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0]) -> dict[str, Planned]:
+def fig9_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0]
+              ) -> dict[tuple[str, float], Planned]:
     """Figure 9's runs: the DLN, Standard and +BN at `lr`, with the activation probe (canonical at 1e-6)."""
-    return {norm: common.planned(profile, "fig9", norm, lr, seed=seed) for norm in NORMS}
+    return common.plan_of(profile, "fig9", NORMS, (lr,), seed=seed)
 
 
 def fig9_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0],
-              progress: bool = True) -> dict[str, Run]:
-    """{norm: record} for Figure 9."""
-    return {norm: train_planned(one, progress) for norm, one in fig9_plan(profile, seed, lr).items()}
+              progress: bool = True) -> Runs:
+    """{(norm, lr): record} for Figure 9."""
+    return {key: train_planned(one, progress) for key, one in fig9_plan(profile, seed, lr).items()}
+
+
+def medians(run: Run, layer: int) -> dict[str, float]:
+    """Medians over the probed steps of ||G - G'||, ||G||, their ratio and cos(G, G') of one layer."""
+    s = ics_series(run, layer)
+    return {"‖G − G′‖": float(np.nanmedian(s["l2"])), "‖G‖": float(np.nanmedian(s["g_norm"])),
+            "‖G − G′‖ / ‖G‖": float(np.nanmedian(s["l2"] / s["g_norm"])), "cos(G, G′)": float(np.nanmedian(s["cos"]))}
 
 
 def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,

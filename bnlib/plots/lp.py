@@ -13,6 +13,7 @@ from bnlib import paper
 from bnlib.experiments.lp import HIST_LAYER, LABELS
 from bnlib.plots import paper as overlay
 from bnlib.probes import activations, landscape
+from bnlib.record import Run
 
 COLOURS = {"none": "C0", "batch": "C1", "l1": "C2", "l2": "C3", "linf": "C4"}
 SERIES = {"none": "standard", "batch": "bn", "l1": "l1", "l2": "l2", "linf": "linf"}  # the paper's series names
@@ -35,13 +36,13 @@ def _smooth(v: np.ndarray, window: int) -> np.ndarray:
 
 def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True, figure: int = 5) -> None:
     """Training accuracy (VGG) or loss (DLN); `figure` names the paper's panel drawn beside it (5, or 12 / 13)."""
-    total = max(int(h["config"]["steps"]) for h in runs.values())
+    total = max(Run.of(h).steps for h in runs.values())
     for norm, h in runs.items():
         if model == "vgg":
-            acc = h["step_acc"].numpy().astype(float)
+            acc = Run.of(h).step_acc()
             y = 100 * _smooth(acc, max(1, len(acc) // 30))
         else:
-            y = h["step_loss"].numpy().astype(float)
+            y = Run.of(h).step_loss()
         ax.plot(np.arange(len(y)), y, color=COLOURS[norm], label=LABELS[norm], lw=1.2)
         if paper_data:
             name = {5: {"vgg": "fig5a_vgg_lp_train_acc", "dln": "fig5b_dln_lp_train_loss"},
@@ -72,7 +73,7 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
     curves (for the bands, their upper edge: the largest value over the step sizes)."""
     fig, axes = plt.subplots(4, 1, figsize=(7, 14))
     _training(axes[0], runs, model, paper_data, 12 if model == "vgg" else 13)
-    total = max(int(h["config"]["steps"]) for h in runs.values())
+    total = max(Run.of(h).steps for h in runs.values())
     files = PAPER_FILES[model]
     for norm, h in runs.items():
         s = landscape.landscape_series(h)
