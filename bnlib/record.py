@@ -19,6 +19,11 @@ SPLITS = ("train", "test")
 MODES = ("eval", "batch")  # eval mode at the last evaluation; training-mode batches over the last steps
 
 
+def _config_field(key: str, kind: type, doc: str) -> Any:
+    """A read-only property for one config value (the config is the run's own dict, as stored)."""
+    return property(lambda self: kind(self.config[key]), doc=doc)
+
+
 @dataclass(frozen=True)
 class Run(Mapping[str, Any]):
     """One run's history, read through accessors that agree on divergence."""
@@ -43,22 +48,10 @@ class Run(Mapping[str, Any]):
     def config(self) -> Mapping[str, Any]:
         return self.history["config"]
 
-    @property
-    def model(self) -> str:
-        return str(self.config["model"])
-
-    @property
-    def norm(self) -> str:
-        return str(self.config["norm"])
-
-    @property
-    def lr(self) -> float:
-        return float(self.config["lr"])
-
-    @property
-    def steps(self) -> int:
-        """The configured number of steps (a diverged run still spans them, at chance from divergence on)."""
-        return int(self.config["steps"])
+    model = _config_field("model", str, "'vgg' or 'dln'")
+    norm = _config_field("norm", str, "the normalisation, e.g. 'batch'")
+    lr = _config_field("lr", float, "the SGD learning rate")
+    steps = _config_field("steps", int, "configured steps (a diverged run spans them: chance from divergence on)")
 
     @property
     def steps_done(self) -> int:

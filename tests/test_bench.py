@@ -67,7 +67,7 @@ def test_bench_prints_every_default_section(tmp_path, tiny_book, capsys):
                 "what would get closer", "widened", "(no default probes defined yet)", "tiny.ipynb",
                 "vgg/batch", "0.1, 0.5", "dln/none", "projected canonical runs of the book"):
         assert row in out, f"missing {row!r} in:\n{out}"
-    assert CountingProbe.calls >= 3  # one untimed + two timed measurements
+    assert CountingProbe.calls >= 2  # one timed measurement by each clock (wall, CPU)
     counting = next(line for line in out.splitlines() if line.startswith("vgg") and "counting" in line)
     assert "error" not in counting
     layers = [line.split()[0] for line in out.splitlines() if re.match(r"#\d+ ", line)]

@@ -7,20 +7,17 @@ only an ICS probe for those layers, at the same cadence.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
+from bnlib import plan
 from bnlib.experiments import common
 from bnlib.experiments.common import Planned, train_planned
-from bnlib.probes.base import StepContext, rng_state
 from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe, ics_series
 from bnlib.profiles import Profile, resolve
 from bnlib.record import Run
-from bnlib.train import build_task, default_device
 
 NORMS = ("none", "batch")
 VGG_LRS = (0.1, 0.01)
@@ -104,10 +101,10 @@ def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", se
 
 def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",
                dataset: str = "auto", reps: int = 3) -> dict[str, float]:
-    """Seconds of one training step and of one default ICS measurement (both layers), and their ratio.
+    """Seconds of one training step and the extra of one default ICS measurement (both layers), and their ratio.
 
-    Timed on the profile's model and batch, after one warm-up step; the measurement includes its
-    state save/restore. What a run pays is ratio / probe_every extra per step.
+    Measured by `bnlib.plan.probe_cost` (the book's one probe-cost measurement) on the profile's model and
+    batch, after a warm-up step. What a run pays is ratio / probe_every extra per step.
     """
     if model not in ("vgg", "dln"):
         raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
@@ -115,37 +112,5 @@ def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: s
         raise ValueError(f"reps must be an int >= 1, got {reps!r}")
     p = resolve(profile)
     config = common.vgg_config(p, norm, 0.01, dataset) if model == "vgg" else common.dln_config(p, norm, 1e-7)
-    task = build_task(config, default_device())
-    net, opt = task.model.train(), torch.optim.SGD(task.model.parameters(), lr=config.lr)
-    n = config.batch_size if model == "vgg" else config.dln_points
-    x, y = task.x_train[:n], task.y_train[:n]
-    probe = ICSProbe(1, VGG_LAYERS if model == "vgg" else DLN_LAYERS)
-
-    def forward_backward() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss = task.loss_fn(net, x, y)
-        loss.backward()
-        return loss
-
-    def sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    forward_backward()
-    opt.step()
-    step_s = probe_s = 0.0
-    for _ in range(reps):
-        sync()
-        t0 = time.perf_counter()
-        forward_backward()
-        opt.step()
-        sync()
-        step_s += time.perf_counter() - t0
-        rng = rng_state()
-        loss = forward_backward()
-        sync()
-        t0 = time.perf_counter()
-        probe.measure(StepContext(net, x, y, loss.detach(), task.loss_fn, config.lr, 0, rng, opt))
-        sync()
-        probe_s += time.perf_counter() - t0
-    return {"step_s": step_s / reps, "probe_s": probe_s / reps, "ratio": probe_s / step_s}
+    cost = plan.probe_cost(config, [ICSProbe(1, VGG_LAYERS if model == "vgg" else DLN_LAYERS)], steps=reps)
+    return {"step_s": cost["step_s"], "probe_s": cost["ics"] * cost["step_s"], "ratio": cost["ics"]}

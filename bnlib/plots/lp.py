@@ -99,7 +99,8 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
 
 def histograms(runs: Runs, layer: int = HIST_LAYER, unit: int = 0, rows: int = 8) -> Figure:
     """Figure 6: one recorded unit of layer #`layer` per normalisation, its distribution at `rows`
-    evenly spaced recorded steps (ridge plot, later steps lower; each histogram scaled to its peak)."""
+    evenly spaced recorded steps (ridge plot oriented as Figure 1c: step on the vertical axis, later
+    steps higher; each histogram scaled to its peak)."""
     fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 4.2), squeeze=False)
     for ax, (norm, h) in zip(axes[0], runs.items(), strict=True):
         steps, edges, counts = activations.histograms(h, layer)
@@ -109,10 +110,10 @@ def histograms(runs: Runs, layer: int = HIST_LAYER, unit: int = 0, rows: int = 8
             if n.sum() == 0:
                 continue
             centres, top = (e[:-1] + e[1:]) / 2, n / n.max()
-            base = -r
+            base = r
             ax.fill_between(centres, base, base + 0.9 * top, color=COLOURS[norm], alpha=0.6, lw=0)
             ax.plot(centres, base + 0.9 * top, color="k", lw=0.5)
-        ax.set_yticks([-r for r in range(len(pick))], [str(steps[t]) for t in pick], fontsize=7)
+        ax.set_yticks(list(range(len(pick))), [str(steps[t]) for t in pick], fontsize=7)
         ax.set(title=LABELS[norm], xlabel="activation value")
     axes[0, 0].set_ylabel("Steps")
     fig.suptitle(f"Layer #{layer}: distribution of one random unit over training")
