@@ -101,6 +101,13 @@ def timer(work: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_timer(work: Callable[[], object]) -> float:
+    """CPU seconds of `work` in this process: other work on a shared machine does not inflate it."""
+    start = time.process_time()
+    work()
+    return time.process_time() - start
+
+
 def count(work: Callable[[], object]) -> tuple[int, int]:
     """(FLOPs, tensor operations) of `work`: torch's FLOP counter, and one count per dispatched operation
     (on a GPU each is at least one kernel launch). Imported here: only the offline estimate needs them."""
@@ -164,6 +171,15 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     step_s = sum(meter(step) for _ in range(steps)) / steps
     probe_s = {p.name: max(0.0, meter(lambda p=p: step(p)) - step_s) for p in probes}
     return Cost(step_s, _eval_seconds(config, task, model, meter), probe_s)
+
+
+def probe_cost(config: RunConfig, probes: Iterable[Probe], meter: Meter = timer, steps: int = MEASURED_STEPS,
+               device: str | None = None) -> dict[str, float]:
+    """The book's one probe-cost measurement (the plan, chapters 3 and 4 and the bench read it): `step_s`, one
+    plain training step, and per probe name the extra one measurement adds to a step, in training steps."""
+    cost = measure(config, probes, steps, device, meter)
+    per_step = {name: s / cost.step_s if cost.step_s > 0 else float("nan") for name, s in cost.probe_s.items()}
+    return {"step_s": cost.step_s, **per_step}
 
 
 def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module, meter: Meter) -> float:

@@ -140,3 +140,31 @@ def claims_markdown(results: Sequence[Any]) -> Any:
         lines.append(f"- **{r.claim}** ({r.figure}). {r.statistic}: ours **{ours_text(r)}**, {theirs}: "
                      f"*{r.verdict}*.{bears}")
     return Markdown("\n".join(lines))
+
+
+# ---- the chapters' tables: one helper, so every page's numbers look alike ----
+
+def cell(value: Any, fmt: str = "{:.3g}") -> str:
+    """One table cell: a float through `fmt` ('—' for None, 'nan' for NaN), anything else as text."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return "nan" if value != value else fmt.format(value)
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}") -> str:
+    """A Markdown table from rows of {column: value}; the first row's keys are the columns."""
+    if not rows:
+        raise ValueError("a table needs at least one row")
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(row.get(c), fmt) for c in cols) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}", caption: str = "") -> Any:
+    """Display `markdown_table(rows, fmt)` in a notebook (under an optional one-line caption)."""
+    from IPython.display import Markdown
+
+    return Markdown((caption + "\n\n" if caption else "") + markdown_table(rows, fmt))

@@ -126,14 +126,6 @@ def test_distribution_shift_is_scale_free_and_detects_drift():
     assert lp.distribution_shift(scaled) == pytest.approx(s)
 
 
-def test_final_accuracy_uses_the_tail_and_nan_on_divergence():
-    from bnlib.experiments import lp
-
-    h = fake_history([[0.0]], [[1.0]], acc=[0.0] * 90 + [1.0] * 10)
-    assert lp.final_train_acc(h) == pytest.approx(1.0)
-    assert math.isnan(lp.final_train_acc({**h, "diverged_at": 5}))
-
-
 def test_paper_side_statistics_of_section_3_3():
     """Read off the paper's Figures 12a and 13: l_p trains the VGG like BN; on the DLN l1 ends far below BN,
     but l_inf ends at twice BN's loss (the figure does not bear out "all comparable" there)."""

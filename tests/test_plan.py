@@ -93,8 +93,8 @@ def test_chapters_train_exactly_their_plans(trained):
     assert set(trained) == keys(distributions.chapter2_plan(d, s, lr=0.5, scales=(0.0, 1.0, 3.0)))
 
     trained.clear()
-    ics.vgg_runs(d, s, layers=(2, 3)), ics.dln_runs(d, lrs=(1e-7,), layers=(3, 4))
-    ics.dln_runs(d, lrs=(1e-7,)), ics.vgg_runs(d, s), ics.dln_runs(d)  # Figure 9, the claim check
+    ics.vgg_runs(d, s, layers=(2, 3)), ics.dln_runs(d, lrs=(1e-7,), layers=(3, 4)), ics.fig9_runs(d, lr=1e-7)
+    ics.vgg_runs(d, s), ics.dln_runs(d, lrs=(1e-7,))  # the claim check: default layers, the chapter's rates
     assert set(trained) == keys(ics.chapter_plan(d, s, dln_lrs=(1e-7,), vgg_layers=(2, 3), dln_layers=(3, 4)))
 
     trained.clear()

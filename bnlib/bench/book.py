@@ -28,16 +28,6 @@ from bnlib.experiments import common
 from bnlib.profiles import Profile, resolve
 from bnlib.train import RunConfig
 
-# The canonical runs behind the paper's figures (the chapters' figures and claims): what the book trains at
-# any profile. Widget runs (profile.widget_steps each) are not included.
-BOOK_RUNS: tuple[tuple[str, str, float], ...] = (
-    ("vgg", "none", 0.1), ("vgg", "batch", 0.1), ("vgg", "none", 0.5), ("vgg", "batch", 0.5),  # fig 1
-    ("vgg", "noisy", 0.1), ("vgg", "noise_only", 0.1),  # fig 2 and its control
-    ("vgg", "none", 0.01), ("vgg", "batch", 0.01),  # fig 3
-    ("vgg", "l1", 0.1), ("vgg", "l2", 0.1), ("vgg", "linf", 0.1),  # figs 5, 6, 12
-    ("dln", "none", 1e-6), ("dln", "batch", 1e-6), ("dln", "none", 1e-7), ("dln", "batch", 1e-7),  # figs 3, 9, 10
-    ("dln", "l1", 1e-6), ("dln", "l2", 1e-6), ("dln", "linf", 1e-6),  # fig 13
-)
 EVAL_RUN_STEPS = 3  # a run evaluating at every step evaluates EVAL_RUN_STEPS - 1 times more than a quiet one
 
 
@@ -82,22 +72,23 @@ def total(values: Sequence[float | None]) -> float | None:
 
 def project_book(profile: Profile, dataset: str, device: torch.device, warmup: int, steps: int,
                  probes: Sequence[dict[str, Any]] = ()) -> None:
-    """Sum over BOOK_RUNS of steps x step time + evaluations + probe measurements (from section 2)."""
+    """Sum over the canonical runs (common.REGISTRY: the figures' runs, widget runs aside) of steps x step
+    time + evaluations + the measurements of the probes each carries (costs from section 2)."""
     probe_s = probe_seconds(probes)
+    book_runs = common.canonical()
     rows, all_wall, all_cpu = [], [], []
-    for model, norm in dict.fromkeys((m, n) for m, n, _ in BOOK_RUNS):
+    for model, norm in dict.fromkeys((m, n) for m, n, _ in book_runs):
         config = canonical_config(model, norm, profile, dataset)
         # a DLN step takes about a millisecond: ten times the steps for a time above the clock's noise
         per_step = train_step_seconds(config, device, warmup, steps if model == "vgg" else 10 * steps)
         per_eval = eval_seconds(config, device)
-        lrs = [lr for m, n, lr in BOOK_RUNS if (m, n) == (model, norm)]
+        lrs = [lr for m, n, lr in book_runs if (m, n) == (model, norm)]
         n_steps = profile.vgg_steps if model == "vgg" else profile.dln_steps
         evals = n_steps // (profile.eval_every if model == "vgg" else profile.dln_probe_every) + 1
-        reads = common.VGG_READS if model == "vgg" else common.DLN_READS
         run_s, run_cpu = [], []
         for lr in lrs:  # each canonical run pays only for the probes it carries
             carried = [cost for (m, name), cost in probe_s.items()
-                       if m == model and name in reads.get((norm, lr), common.ALL)]
+                       if m == model and name in common.carried(model, norm, lr)]
             run_s.append(run_seconds(n_steps, evals, per_step[0], per_eval[0], [c[0] for c in carried]))
             run_cpu.append(run_seconds(n_steps, evals, per_step[1], per_eval[1], [c[1] for c in carried]))
         all_wall += run_s
@@ -110,7 +101,7 @@ def project_book(profile: Profile, dataset: str, device: torch.device, warmup: i
     have_probes = bool(probe_s)
     print(f"projected canonical runs of the book at profile {profile.name} on {device}: "
           f"{fmt_min(total(all_wall))} min wall at this machine's load, {fmt_min(total(all_cpu))} CPU-min "
-          f"({len(BOOK_RUNS)} runs from the paper's figures; probes "
+          f"({len(book_runs)} runs from the paper's figures; probes "
           f"{'included, at section 2 costs' if have_probes else 'NOT included (none measured)'}; widget runs, "
           f"notebook kernels and plotting not included). With {torch.get_num_threads()} torch thread(s), "
           f"CPU-min / threads is a lower bound on the wall time of the machine to oneself.")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bnlib.bench.loop import bare_step, loop_config
+from bnlib.bench.loop import bare_step, batch, vgg_task
 from bnlib.bench.util import (
     best_of,
     heading,
@@ -38,7 +38,6 @@ from bnlib.bench.util import (
     train_step_seconds,
 )
 from bnlib.models import PaperNumbered
-from bnlib.profiles import resolve
 from bnlib.train import Task, batch_indices, build_task
 
 
@@ -147,15 +146,13 @@ def best(values: list[float | None]) -> float | None:
 
 
 def section_utilization(args: argparse.Namespace, profile: str, device: str) -> None:
-    p, dev = resolve(profile), torch.device(device)
+    p, dev, config, task = vgg_task(profile, args.dataset, device)
     heading(f"6. FLOP/s of the VGG/BN training step vs this machine's fp32 peak; our loop vs a bare step "
             f"(width {p.vgg_width:g}, batch {p.batch_size}, profile {p.name}, device {device})")
-    config = loop_config(p, args.dataset)
-    task = build_task(config, dev)
-    idx = batch_indices(len(task.x_train), config.batch_size, 0, config.seed, dev)
-    costs = layer_costs(task.model, task.x_train[idx])
+    x, y = batch(task, config)
+    costs = layer_costs(task.model, x)
     flops = sum(c.total for c in costs)
-    counted = flop_counter_total(task.model, task.x_train[idx], task.y_train[idx])
+    counted = flop_counter_total(task.model, x, y)
     peak = matmul_peak(args.matmul_size, 5, device, torch.get_num_threads())
     ours, bare = [], []
     for _ in range(args.rounds):  # alternate, keep the best of each: both see the machine's load alike
@@ -250,12 +247,10 @@ def width_scan(model: PaperNumbered, costs: list[LayerCost], inputs: list[torch.
 
 
 def section_layers(args: argparse.Namespace, profile: str, device: str) -> None:
-    p, dev = resolve(profile), torch.device(device)
+    p, dev, config, task = vgg_task(profile, args.dataset, device)
     heading(f"7. Per-layer forward + backward of the VGG/BN step (width {p.vgg_width:g}, batch {p.batch_size}, "
             f"profile {p.name}, device {device}), each layer alone on its real input")
-    config = loop_config(p, args.dataset)
-    task = build_task(config, dev)
-    x = task.x_train[batch_indices(len(task.x_train), config.batch_size, 0, config.seed, dev)]
+    x, _ = batch(task, config)
     inputs, costs = block_inputs(task.model, x), layer_costs(task.model, x)
     peak = matmul_peak(args.matmul_size, 5, device, torch.get_num_threads())
     reps = max(3, args.rounds)

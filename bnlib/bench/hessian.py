@@ -20,11 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bnlib.bench.loop import bare_step, loop_config
+from bnlib.bench.loop import bare_step, batch, vgg_task
 from bnlib.bench.util import heading, ratio, scaled, sync, table
 from bnlib.probes.hessian import lanczos
-from bnlib.profiles import resolve
-from bnlib.train import batch_indices, build_task, cross_entropy
+from bnlib.train import cross_entropy
 
 
 class GradientCalls:
@@ -188,16 +187,13 @@ LABELS = {"ours": "ours (bnlib.probes.hessian.top_eigenvalue)", "pyhessian": "Py
 
 
 def section_hessian(args: argparse.Namespace, profile: str, device: str) -> None:
-    p, dev = resolve(profile), torch.device(device)
+    p, dev, config, task = vgg_task(profile, args.dataset, device)
     heading(f"3. Hessian top eigenvalue: ours vs PyHessian (VGG/BN width {p.vgg_width:g}, one batch of "
             f"{p.batch_size}, training-mode BN for both)")
-    config = loop_config(p, args.dataset)
-    task = build_task(config, dev)
     optimizer = torch.optim.SGD(task.model.parameters(), lr=config.lr)
     task.model.train()
     for step in range(args.warmup):  # leave initialisation so the spectrum is a trained one's
-        idx = batch_indices(len(task.x_train), config.batch_size, step, config.seed, dev)
-        bare_step(task.model, optimizer, task.x_train[idx], task.y_train[idx])
+        bare_step(task.model, optimizer, *batch(task, config, step))
     x, y = task.x_train[:config.batch_size], task.y_train[:config.batch_size]
     results = measure(args, task.model, x, y, dev)
     rows = [[LABELS[k], r.get("value"), r.get("hvps"), r.get("seconds"), scaled(per_hvp(r), 1000) if "hvps" in r

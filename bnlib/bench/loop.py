@@ -36,12 +36,25 @@ from bnlib.bench.util import (
 from bnlib.experiments import common
 from bnlib.models import VGG
 from bnlib.profiles import Profile, resolve
-from bnlib.train import RunConfig, batch_indices, build_task
+from bnlib.train import RunConfig, Task, batch_indices, build_task
 
 
 def loop_config(profile: Profile, dataset: str) -> RunConfig:
     """The profile's VGG/BN at LR 0.1 (the measured runs set their own length and evaluate twice)."""
     return common.vgg_config(profile, "batch", 0.1, dataset)
+
+
+def vgg_task(profile: str, dataset: str, device: str) -> tuple[Profile, torch.device, RunConfig, Task]:
+    """(profile, device, loop_config, its task on the device): where every VGG/BN section starts."""
+    p, dev = resolve(profile), torch.device(device)
+    config = loop_config(p, dataset)
+    return p, dev, config, build_task(config, dev)
+
+
+def batch(task: Task, config: RunConfig, step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step `step`'s training batch of `config`, as the loop draws it."""
+    idx = batch_indices(len(task.x_train), config.batch_size, step, config.seed, task.x_train.device)
+    return task.x_train[idx], task.y_train[idx]
 
 
 def bare_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -1,24 +1,21 @@
-"""Section `probes`: each default probe's cost per measurement, in training steps, measured through
-bnlib.train.train: a run with the probe measuring at every step against the same run without it.
+"""Section `probes`: each default probe's cost per measurement, in training steps, by bnlib.plan.measure
+(the measurement the chapters' plans use), by wall and by CPU clock.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 from typing import Any
 
 import torch
 
+from bnlib import plan
 from bnlib.bench.util import (
     heading,
     percent,
-    positive_ratio,
-    quiet_config,
     ratio,
     scaled,
     table,
-    timed_train,
     train_step_seconds,
 )
 from bnlib.experiments import common
@@ -27,27 +24,15 @@ from bnlib.profiles import Profile, resolve
 from bnlib.train import RunConfig
 
 
-def every_step(probe: Probe) -> Probe:
-    """A copy of `probe` measuring at every step: the cost of one measurement does not depend on the
-    cadence, and timing `reps` measurements then takes `reps` steps, not `reps` x `every`."""
-    probe = copy.deepcopy(probe)
-    probe.every = 1
-    return probe
-
-
 def probe_cost(config: RunConfig, probe: Probe, plain: tuple[float | None, float | None], reps: int,
                device: torch.device) -> dict[str, Any]:
-    """Extra seconds of one measurement, in plain steps (wall and CPU): (run with the probe - run
-    without) / measurements / plain step time. A first, untimed run pays the probe's lazy set-up."""
+    """Extra cost of one measurement, in training steps, by wall and by CPU clock: `bnlib.plan.measure` (the
+    book's one probe-cost measurement: a probed step against plain ones, after a warm-up)."""
     row: dict[str, Any] = {"probe": probe.name, "every": probe.every, "plain_s": plain[0], "plain_cpu_s": plain[1]}
     try:
-        run = quiet_config(config, reps)
-        timed_train(quiet_config(config, 1), device, [every_step(probe)])
-        with_wall, with_cpu, history = timed_train(run, device, [every_step(probe)])
-        wall, cpu, _ = timed_train(run, device)
-        n = len(history["probes"][probe.name])
-        row["cost_steps"] = ratio(positive_ratio(with_wall - wall, n), plain[0])
-        row["cost_cpu"] = ratio(positive_ratio(with_cpu - cpu, n), plain[1])
+        for key, meter in (("cost_steps", plan.timer), ("cost_cpu", plan.cpu_timer)):
+            cost = plan.measure(config, [probe], reps, str(device), meter)
+            row[key] = ratio(cost.probe_s[probe.name], cost.step_s)
         row["share"] = ratio(row["cost_steps"], probe.every)
         row["share_cpu"] = ratio(row["cost_cpu"], probe.every)
     except Exception as err:  # report a probe that fails here instead of losing the whole table
@@ -59,8 +44,8 @@ def probe_costs(profile: Profile, dataset: str, device: torch.device, warmup: in
                 reps: int) -> list[dict[str, Any]]:
     """For every default probe of the canonical runs: its cost per measurement, in plain steps."""
     results = []
-    setups = (("vgg", common.vgg_config(profile, "batch", 0.1, dataset), common.vgg_probes(profile)),
-              ("dln", common.dln_config(profile, "batch", 1e-6), common.dln_probes(profile)))
+    setups = (("vgg", common.vgg_config(profile, "batch", 0.1, dataset), common.default_probes(profile, "vgg")),
+              ("dln", common.dln_config(profile, "batch", 1e-6), common.default_probes(profile, "dln")))
     for model_name, config, probes in setups:
         if not probes:
             results.append({"model": model_name, "probe": None})
@@ -92,8 +77,8 @@ def section_probes(args: argparse.Namespace, profile: str, device: str) -> list[
                  "CPU share"], rows))
     print(f"total probe overhead at this cadence: VGG {percent(share['vgg'])}, DLN {percent(share['dln'])} of a "
           f"plain run's step time (CPU time: VGG {percent(share_cpu['vgg'])}, DLN {percent(share_cpu['dln'])}; "
-          f"budget: 25%). cost = (train() run measuring at each of {args.probe_reps} steps - the same run "
-          f"without the probe) / measurements / plain step; plain step = difference of a long and a short run.")
+          f"budget: 25%). cost = (a probed step - the mean of {args.probe_reps} plain steps) / plain step "
+          f"(bnlib.plan.measure); plain step ms = difference of a long and a short train() run.")
     return results
 
 

@@ -18,6 +18,7 @@ from bnlib.claims import ClaimResult, Rule, claim
 from bnlib.claims import stats as st
 from bnlib.paper import Curve
 from bnlib.probes import activations as act
+from bnlib.record import Run
 
 CH1, CH2 = "01_ics_distributions", "02_noise_injection"
 VGG = paper.TOTAL_STEPS["vgg"]
@@ -115,7 +116,7 @@ def fig2_claims(runs: Mapping[int, Mapping[str, Any]], layers: Sequence[int] = F
     for seed, r in runs.items():
         std, bn, noisy = r["none"], r["batch"], r["noisy"]
         share[seed] = lead_share(_acc(noisy), _acc(bn), _acc(std), st.total(bn))
-        diverged = any(h.get("diverged_at") is not None for h in (std, noisy))
+        diverged = any(Run.of(h).diverged for h in (std, noisy))
         drift[seed] = float("nan") if diverged else drift_ratio(our_drift(noisy, layers), our_drift(std, layers))
         if "noise_only" in r:
             control[seed] = control_loss(_acc(r["noise_only"]), _acc(std), st.total(std))

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from bnlib import record
 from bnlib.paper import TOTAL_STEPS, Curve
+from bnlib.record import Run
 
 MIN_POINTS = 3  # finite values a phase needs before a statistic over it means anything
-CHANCE = 10.0  # % accuracy of ten classes; a diverged run counts as chance from its divergence on
+CHANCE = 100 * record.CHANCE  # % accuracy of ten classes; a diverged run counts as chance from its divergence on
 # The paper's own phases (Figure 4: the gap lives in steps 1k-8k of 15k), as fractions of training.
 PHASES: dict[str, tuple[float, float]] = {
     "early": (0.0, 1 / 15), "mid": (1 / 15, 8 / 15), "late": (8 / 15, 1.0),
@@ -87,37 +89,29 @@ def distance(ours: Curve, ours_total: int, paper: Curve, paper_total: int, log: 
     return float(d.mean()) if len(d) >= MIN_POINTS else float("nan")
 
 
-# ---- our runs as curves (histories are dicts; steps count from 0) ----
+# ---- our runs as curves (read through bnlib.record.Run: one divergence rule; steps count from 0) ----
 
 def total(history: Mapping[str, Any]) -> int:
     """The run's configured number of steps (a diverged run still spans them: chance from divergence on)."""
-    return int(history["config"]["steps"])
+    return Run.of(history).steps
 
 
 def batch_accuracy_curve(history: Mapping[str, Any]) -> Curve:
     """Per-step training-batch accuracy in % (the paper's Figs 1a, 2a, 5a plot one batch of 128),
     chance after a divergence."""
-    acc = 100 * np.asarray(history["step_acc"], dtype=float)[:total(history)]
-    at = history.get("diverged_at")
-    if at is not None:
-        acc[at:] = CHANCE
+    acc = 100 * Run.of(history).step_acc()
     return Curve(np.arange(len(acc), dtype=float), acc)
 
 
 def eval_accuracy_curve(history: Mapping[str, Any], split: str = "test") -> Curve:
     """Evaluation-mode accuracy in % at the evaluation cadence, chance from a divergence on."""
-    rows = [e for e in history["evals"] if f"{split}_acc" in e]
-    steps = np.array([e["step"] for e in rows], dtype=float)
-    acc = 100 * np.array([e[f"{split}_acc"] for e in rows], dtype=float)
-    at = history.get("diverged_at")
-    if at is not None:
-        steps, acc = np.append(steps[steps < at], total(history)), np.append(acc[steps < at], CHANCE)
-    return Curve(steps, acc)
+    steps, acc = Run.of(history).eval_acc(split)
+    return Curve(steps, 100 * acc)
 
 
 def loss_curve(history: Mapping[str, Any]) -> Curve:
     """Per-step training loss (NaN after a divergence)."""
-    loss = np.asarray(history["step_loss"], dtype=float)[:total(history)]
+    loss = Run.of(history).step_loss()
     return Curve(np.arange(len(loss), dtype=float), loss)
 
 

@@ -1,9 +1,11 @@
-"""The canonical runs every chapter shares: one per (model, norm, lr, seed, profile, dataset).
+"""The canonical runs every chapter shares, one per (model, norm, lr, seed, profile, dataset), and the
+registry of which figure reads which probes from them.
 
-A canonical run carries the default probes that the chapters read from it (the union, when
-several chapters share it: VGG/BN at LR 0.1 has histograms, ICS, landscape and Hessian records).
-A run the table does not name carries every default probe. Since a run's cache key covers the
-code of exactly the probes it carries, a change to one probe retrains only the runs carrying it.
+Each figure or claim declares the canonical runs it reads and the default probes it needs of them
+(`REGISTRY`); a canonical run carries the union over its readers (VGG/BN at LR 0.1: histograms, ICS,
+landscape and Hessian records). A run outside the registry (another learning rate, say) carries only
+the probes its figure asks for. Since a run's cache key covers the code of exactly the probes it
+carries, a change to one probe retrains only the runs carrying it.
 
 Every run function trains a `Planned` (config, probes) that a `*_plan` function lists first, so
 a chapter can say what it will train (bnlib.plan) from the same source that trains it.
@@ -11,33 +13,63 @@ a chapter can say what it will train (bnlib.plan) from the same source that trai
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bnlib import runs
 from bnlib.models import NoiseConfig
 from bnlib.probes import activations, ics, landscape
 from bnlib.probes.base import Probe
 from bnlib.profiles import Profile, resolve
+from bnlib.record import Run
 from bnlib.train import RunConfig
 
-PROBE_MODULES = (activations, ics, landscape)
-ALL = ("activations", "ics", "landscape", "hessian")
-
 Planned = tuple[RunConfig, list[Probe]]  # what one cached run trains: its config and the probes it carries
+LP_NORMS = ("none", "batch", "l1", "l2", "linf")
 
-# (norm, lr) -> the probes the chapters read from that canonical run
-VGG_READS: dict[tuple[str, float], tuple[str, ...]] = {
-    ("none", 0.1): ALL, ("batch", 0.1): ALL,  # chapters 1-4
-    ("none", 0.5): ("activations",), ("batch", 0.5): ("activations",),  # ch. 1, Figure 1 at LR 0.5
-    ("noisy", 0.1): ("activations",), ("noise_only", 0.1): ("activations",),  # ch. 2
-    ("none", 0.01): ("ics",), ("batch", 0.01): ("ics",),  # ch. 3, Figure 3 at LR 0.01
-    **{(norm, 0.1): ("activations", "landscape") for norm in ("l1", "l2", "linf")},  # ch. 5
-}
-DLN_READS: dict[tuple[str, float], tuple[str, ...]] = {
-    ("none", 1e-6): ALL, ("batch", 1e-6): ALL,  # ch. 3 (Figures 3 and 9), 4, 5
-    ("none", 1e-7): ("ics",), ("batch", 1e-7): ("ics",),  # ch. 3
-    **{(norm, 1e-6): ("landscape",) for norm in ("l1", "l2", "linf")},  # ch. 5
-}
+
+@dataclass(frozen=True)
+class Reads:
+    """One figure's (or claim's) canonical runs, every (norm, lr) of `model`, and the probes it reads of them."""
+
+    figure: str
+    model: str
+    norms: tuple[str, ...]
+    lrs: tuple[float, ...]
+    probes: tuple[str, ...]
+
+
+REGISTRY: tuple[Reads, ...] = (
+    Reads("fig1", "vgg", ("none", "batch"), (0.1, 0.5), ("activations",)),  # ch. 1 (accuracy, Figure 1c)
+    Reads("fig2", "vgg", ("none", "batch", "noisy", "noise_only"), (0.1,), ("activations",)),  # ch. 2, Figs 2, 8
+    Reads("fig3-vgg", "vgg", ("none", "batch"), (0.1, 0.01), ("ics",)),  # ch. 3
+    Reads("fig3-dln", "dln", ("none", "batch"), (1e-6, 1e-7), ("ics",)),  # ch. 3
+    Reads("fig9", "dln", ("none", "batch"), (1e-6,), ("activations",)),  # ch. 3
+    Reads("fig4", "vgg", ("none", "batch"), (0.1,), ("landscape", "hessian")),  # ch. 4: Figs 4, 11, the Hessian
+    Reads("fig10", "dln", ("none", "batch"), (1e-6,), ("landscape", "hessian")),  # ch. 4
+    Reads("fig5-vgg", "vgg", LP_NORMS, (0.1,), ("activations", "landscape")),  # ch. 5: Figs 5a, 6, 12
+    Reads("fig5-dln", "dln", LP_NORMS, (1e-6,), ("landscape",)),  # ch. 5: Figs 5b, 13
+)
+FIGURES = {r.figure: r for r in REGISTRY}
+
+
+def reads(figure: str) -> Reads:
+    """The registry entry of `figure` (a clear error for an unknown name)."""
+    if figure not in FIGURES:
+        raise ValueError(f"figure must be one of {list(FIGURES)}, got {figure!r}")
+    return FIGURES[figure]
+
+
+def carried(model: str, norm: str, lr: float) -> tuple[str, ...]:
+    """The probe names a canonical run carries: the union of what its readers declare (() outside the registry)."""
+    names = {p for r in REGISTRY if r.model == model and norm in r.norms and lr in r.lrs for p in r.probes}
+    return tuple(sorted(names))
+
+
+def canonical(model: str | None = None) -> list[tuple[str, str, float]]:
+    """Every canonical run as (model, norm, lr), in registry order, each once."""
+    return list(dict.fromkeys((r.model, n, lr) for r in REGISTRY if model in (None, r.model)
+                              for lr in r.lrs for n in r.norms))
 
 
 def vgg_config(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
@@ -57,45 +89,33 @@ def dln_config(profile: Profile | str | None, norm: str, lr: float, seed: int = 
                      seed=seed, eval_every=max(1, p.dln_probe_every))
 
 
-def vgg_probes(profile: Profile | str | None) -> list[Probe]:
+def default_probes(profile: Profile | str | None, model: str) -> list[Probe]:
+    """Every default probe of `model` at the profile's cadences, in one fixed order (it is part of run keys)."""
     p = resolve(profile)
-    return [probe for module in PROBE_MODULES for probe in module.vgg_probes(p)]
+    if model not in ("vgg", "dln"):
+        raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
+    return [probe for module in (activations, ics, landscape)
+            for probe in (module.vgg_probes(p) if model == "vgg" else module.dln_probes(p))]
 
 
-def dln_probes(profile: Profile | str | None) -> list[Probe]:
-    p = resolve(profile)
-    return [probe for module in PROBE_MODULES for probe in module.dln_probes(p)]
+def planned(profile: Profile | str | None, figure: str, norm: str, lr: float, *, dataset: str = "auto",
+            seed: int = 0) -> Planned:
+    """The run `figure` reads at (norm, lr): a canonical run's config with the probes its registry readers
+    declare (so every figure gets the same shared run), else only the probes `figure` declares."""
+    r = reads(figure)
+    names = set(r.probes) | set(carried(r.model, norm, lr))
+    probes = [probe for probe in default_probes(profile, r.model) if probe.name in names]
+    config = vgg_config(profile, norm, lr, dataset, seed) if r.model == "vgg" else dln_config(profile, norm, lr, seed)
+    return config, probes
 
 
-def _carried(probes: list[Probe], names: tuple[str, ...]) -> list[Probe]:
-    return [probe for probe in probes if probe.name in names]
+def plan_of(profile: Profile | str | None, figure: str, norms: Sequence[str], lrs: Sequence[float], *,
+            dataset: str = "auto", seed: int = 0) -> dict[tuple[str, float], Planned]:
+    """{(norm, lr): planned} of `figure` for every norm and learning rate."""
+    return {(n, lr): planned(profile, figure, n, lr, dataset=dataset, seed=seed) for lr in lrs for n in norms}
 
 
-def vgg_planned(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
-                **kw: Any) -> Planned:
-    """The canonical VGG run's config and the default probes VGG_READS names for it."""
-    probes = _carried(vgg_probes(profile), VGG_READS.get((norm, lr), ALL))
-    return vgg_config(profile, norm, lr, dataset, seed, **kw), probes
-
-
-def dln_planned(profile: Profile | str | None, norm: str, lr: float, seed: int = 0, **kw: Any) -> Planned:
-    """The canonical DLN run's config and the default probes DLN_READS names for it."""
-    return dln_config(profile, norm, lr, seed, **kw), _carried(dln_probes(profile), DLN_READS.get((norm, lr), ALL))
-
-
-def train_planned(planned: Planned, progress: bool = True) -> dict[str, Any]:
-    """The history of a planned run (from the cache when present, else trained)."""
+def train_planned(planned: Planned, progress: bool = True) -> Run:
+    """The record of a planned run (from the cache when present, else trained)."""
     config, probes = planned
-    return runs.run(config, probes, progress=progress)
-
-
-def vgg_run(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
-            progress: bool = True, **kw: Any) -> dict[str, Any]:
-    """The canonical VGG run (cached), with the default probes VGG_READS names for it."""
-    return train_planned(vgg_planned(profile, norm, lr, dataset, seed, **kw), progress)
-
-
-def dln_run(profile: Profile | str | None, norm: str, lr: float, seed: int = 0, progress: bool = True,
-            **kw: Any) -> dict[str, Any]:
-    """The canonical DLN run (cached), with the default probes DLN_READS names for it."""
-    return train_planned(dln_planned(profile, norm, lr, seed, **kw), progress)
+    return Run(runs.run(config, probes, progress=progress))

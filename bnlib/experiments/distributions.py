@@ -1,7 +1,7 @@
 """The runs behind Figures 1, 2 and 8 and the noise-level control (chapters 01 and 02).
 
-Figures 1/2/8 use the canonical shared runs (`common.vgg_run`), so they carry the activation
-probe's records. The noise-level grid is short runs of `profile.widget_steps` steps with no
+Figures 1/2/8 use the canonical shared runs (`common.planned`, figures "fig1" and "fig2"), which carry
+the activation probe's records. The noise-level grid is short runs of `profile.widget_steps` steps with no
 probes; two of its points come free: scale 0 is plain BN and scale 1 (the paper's constants) is
 the canonical noisy run, whose first steps are identical to a short run's (same seed, same
 batches, probes never change a trajectory), so only the other scales are trained.
@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bnlib.experiments.common import Planned, train_planned, vgg_config, vgg_planned
+import numpy as np
+
+from bnlib.experiments.common import Planned, planned, train_planned, vgg_config
 from bnlib.models import NoiseConfig
+from bnlib.probes import activations as act
 from bnlib.profiles import Profile, resolve
+from bnlib.record import Run
 
 FIG1_LRS = (0.1, 0.5)
 FIG2_LR = 0.1
@@ -39,35 +43,39 @@ def scaled_noise(scale: float) -> NoiseConfig:
 def fig1_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
               lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], Planned]:
     """Figure 1's runs: Standard and +BN at each learning rate, keyed (norm, lr)."""
-    return {(norm, lr): vgg_planned(profile, norm, lr, dataset, seed) for lr in lrs for norm in ("none", "batch")}
+    return {(norm, lr): planned(profile, "fig1", norm, lr, dataset=dataset, seed=seed)
+            for lr in lrs for norm in ("none", "batch")}
 
 
 def fig1_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
-              lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], dict[str, Any]]:
+              lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], Run]:
     """Figure 1: Standard and +BN at each learning rate, keyed (norm, lr)."""
-    return {key: train_planned(planned) for key, planned in fig1_plan(profile, dataset, seed, lrs).items()}
+    return {key: train_planned(one) for key, one in fig1_plan(profile, dataset, seed, lrs).items()}
 
 
 def fig2_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
               control: bool = True) -> dict[str, Planned]:
     """Figures 2 and 8's runs: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
     norms = FIG2_NORMS + ((CONTROL_NORM,) if control else ())
-    return {norm: vgg_planned(profile, norm, lr, dataset, seed) for norm in norms}
+    return {norm: planned(profile, "fig2", norm, lr, dataset=dataset, seed=seed) for norm in norms}
 
 
 def fig2_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
-              control: bool = True) -> dict[str, dict[str, Any]]:
+              control: bool = True) -> dict[str, Run]:
     """Figures 2 and 8: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
-    return {norm: train_planned(planned) for norm, planned in fig2_plan(profile, dataset, seed, lr, control).items()}
+    return {norm: train_planned(one) for norm, one in fig2_plan(profile, dataset, seed, lr, control).items()}
 
 
-def truncated(history: dict[str, Any], steps: int) -> dict[str, Any]:
-    """The first `steps` steps of a run, shaped like a short run's history (for the baselines)."""
-    out = dict(history)
-    out["step_loss"], out["step_acc"] = history["step_loss"][:steps], history["step_acc"][:steps]
-    out["evals"] = [e for e in history["evals"] if e["step"] <= steps]
-    out["steps_done"] = min(history["steps_done"], steps)
-    return out
+def unit_drift(run: Run, layer: int) -> dict[str, float]:
+    """Mean |change| of the recorded units' mean and variance between recorded steps, in absolute terms and
+    relative to each unit's OWN typical sd (variance), so layers and networks on different scales compare."""
+    drift = act.moment_drift(run, layer)
+    _, _, var = act.moments(run, layer)
+    sd = np.sqrt(np.nanmean(var, axis=0))  # one per unit
+    return {"mean |Δμ|": float(np.nanmean(drift["abs_dmean"])),
+            "mean |Δμ| / unit sd": float(np.nanmean(drift["abs_dmean"] / sd)),
+            "mean |Δvar|": float(np.nanmean(drift["abs_dvar"])),
+            "mean |Δvar| / unit var": float(np.nanmean(drift["abs_dvar"] / sd**2))}
 
 
 Kept = tuple[Planned, int | None]  # a planned run and how many of its steps to keep (None: all)
@@ -80,20 +88,21 @@ def noise_plan(scale: float, profile: Profile | str | None = None, dataset: str 
     if norm not in ("noisy", CONTROL_NORM):
         raise ValueError(f"noise_run: norm must be 'noisy' or {CONTROL_NORM!r}, got {norm!r}")
     if scale == 0:
-        return vgg_planned(p, "batch" if norm == "noisy" else "none", lr, dataset, seed), p.widget_steps
+        baseline = "batch" if norm == "noisy" else "none"
+        return planned(p, "fig2", baseline, lr, dataset=dataset, seed=seed), p.widget_steps
     if scale == 1 and p.widget_steps <= p.vgg_steps:
-        return vgg_planned(p, norm, lr, dataset, seed), p.widget_steps
+        return planned(p, "fig2", norm, lr, dataset=dataset, seed=seed), p.widget_steps
     return (vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps, noise=scaled_noise(scale)), []), None
 
 
-def _train_kept(kept: Kept, progress: bool = True) -> dict[str, Any]:
-    planned, steps = kept
-    history = train_planned(planned, progress)
-    return history if steps is None else truncated(history, steps)
+def _train_kept(kept: Kept, progress: bool = True) -> Run:
+    one, steps = kept
+    run = train_planned(one, progress)
+    return run if steps is None else run.truncated(steps)
 
 
 def noise_run(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
-              lr: float = FIG2_LR, norm: str = "noisy", progress: bool = True) -> dict[str, Any]:
+              lr: float = FIG2_LR, norm: str = "noisy", progress: bool = True) -> Run:
     """A short (widget_steps) run with the noise at `scale` x the paper's; cached, no probes."""
     return _train_kept(noise_plan(scale, profile, dataset, seed, lr, norm), progress)
 
@@ -103,13 +112,13 @@ def grid_plan(profile: Profile | str | None = None, dataset: str = "auto", seed:
     """The static control's runs: one per noise scale, plus the two baselines (truncated canonical runs)."""
     p = resolve(profile)
     grid: dict[Any, Kept] = {s: noise_plan(s, p, dataset, seed, lr) for s in scales}
-    grid["batch"] = vgg_planned(p, "batch", lr, dataset, seed), p.widget_steps
-    grid["none"] = vgg_planned(p, "none", lr, dataset, seed), p.widget_steps
+    grid["batch"] = planned(p, "fig2", "batch", lr, dataset=dataset, seed=seed), p.widget_steps
+    grid["none"] = planned(p, "fig2", "none", lr, dataset=dataset, seed=seed), p.widget_steps
     return grid
 
 
 def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
-               scales: Sequence[float] = NOISE_SCALES, lr: float = FIG2_LR) -> dict[float, dict[str, Any]]:
+               scales: Sequence[float] = NOISE_SCALES, lr: float = FIG2_LR) -> dict[Any, Run]:
     """The static control's grid: one short noisy-BN run per noise scale, plus the two baselines.
 
     Keys: each scale, and "batch" / "none" for the BN and Standard baselines (truncated canonical runs).
@@ -127,5 +136,5 @@ def chapter2_plan(profile: Profile | str | None = None, dataset: str = "auto", s
                   scales: Sequence[float] = NOISE_SCALES) -> list[Planned]:
     """Every run chapter 2 trains (its live control aside): Figure 2 and the noise grid at `lr`, and Figure 2
     at the paper's rate for its claim check."""
-    grid = [planned for planned, _ in grid_plan(profile, dataset, seed, scales, lr).values()]
+    grid = [one for one, _ in grid_plan(profile, dataset, seed, scales, lr).values()]
     return [*fig2_plan(profile, dataset, seed, lr).values(), *grid, *fig2_plan(profile, dataset, seed).values()]

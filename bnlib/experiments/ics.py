@@ -7,24 +7,23 @@ only an ICS probe for those layers, at the same cadence.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import torch
+import numpy as np
 
+from bnlib import plan
 from bnlib.experiments import common
 from bnlib.experiments.common import Planned, train_planned
-from bnlib.probes.base import StepContext, rng_state
-from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe
+from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe, ics_series
 from bnlib.profiles import Profile, resolve
-from bnlib.train import build_task, default_device
+from bnlib.record import Run
 
 NORMS = ("none", "batch")
 VGG_LRS = (0.1, 0.01)
 DLN_LRS = (1e-6, 1e-7)
 
-Runs = dict[tuple[str, float], dict[str, Any]]
+Runs = dict[tuple[str, float], Run]
 
 
 def _check(name: str, values: Sequence[Any], count: int | None = None) -> tuple[Any, ...]:
@@ -40,7 +39,7 @@ def vgg_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: 
     p = resolve(profile)
     lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
     if tuple(sorted(layers)) == VGG_LAYERS:
-        return {(norm, lr): common.vgg_planned(p, norm, lr, dataset, seed) for lr in lrs for norm in NORMS}
+        return common.plan_of(p, "fig3-vgg", NORMS, lrs, dataset=dataset, seed=seed)
     return {(norm, lr): (common.vgg_config(p, norm, lr, dataset, seed), [ICSProbe(p.probe_every, layers)])
             for lr in lrs for norm in NORMS}
 
@@ -51,7 +50,7 @@ def dln_plan(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[
     p = resolve(profile)
     lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
     if tuple(sorted(layers)) == DLN_LAYERS:
-        return {(norm, lr): common.dln_planned(p, norm, lr, seed) for lr in lrs for norm in NORMS}
+        return common.plan_of(p, "fig3-dln", NORMS, lrs, seed=seed)
     return {(norm, lr): (common.dln_config(p, norm, lr, seed), [ICSProbe(p.dln_probe_every, layers)])
             for lr in lrs for norm in NORMS}
 
@@ -70,23 +69,42 @@ def dln_runs(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[
     return {key: train_planned(planned, progress) for key, planned in dln_plan(profile, seed, lrs, layers).items()}
 
 
+def fig9_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0]
+              ) -> dict[tuple[str, float], Planned]:
+    """Figure 9's runs: the DLN, Standard and +BN at `lr`, with the activation probe (canonical at 1e-6)."""
+    return common.plan_of(profile, "fig9", NORMS, (lr,), seed=seed)
+
+
+def fig9_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0],
+              progress: bool = True) -> Runs:
+    """{(norm, lr): record} for Figure 9."""
+    return {key: train_planned(one, progress) for key, one in fig9_plan(profile, seed, lr).items()}
+
+
+def medians(run: Run, layer: int) -> dict[str, float]:
+    """Medians over the probed steps of ||G - G'||, ||G||, their ratio and cos(G, G') of one layer."""
+    s = ics_series(run, layer)
+    return {"‖G − G′‖": float(np.nanmedian(s["l2"])), "‖G‖": float(np.nanmedian(s["g_norm"])),
+            "‖G − G′‖ / ‖G‖": float(np.nanmedian(s["l2"] / s["g_norm"])), "cos(G, G′)": float(np.nanmedian(s["cos"]))}
+
+
 def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
                  vgg_lrs: Sequence[float] = VGG_LRS, dln_lrs: Sequence[float] = DLN_LRS,
                  vgg_layers: Sequence[int] = VGG_LAYERS, dln_layers: Sequence[int] = DLN_LAYERS) -> list[Planned]:
-    """Every run chapter 3 trains: Figure 3 for its parameters, Figure 9 (the canonical DLN runs at the
-    first of `dln_lrs`) and the claim check's runs at the paper's settings."""
+    """Every run chapter 3 trains: Figure 3 for its parameters, Figure 9 (the DLN at the first of `dln_lrs`)
+    and the claim check's runs (the chapter's learning rates, the probe's default layers)."""
     return [*vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
             *dln_plan(profile, seed, dln_lrs, dln_layers).values(),
-            *dln_plan(profile, seed, tuple(dln_lrs)[:1]).values(),
-            *vgg_plan(profile, dataset, seed).values(), *dln_plan(profile, seed).values()]
+            *fig9_plan(profile, seed, tuple(dln_lrs)[0]).values(),
+            *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values()]
 
 
 def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",
                dataset: str = "auto", reps: int = 3) -> dict[str, float]:
-    """Seconds of one training step and of one default ICS measurement (both layers), and their ratio.
+    """Seconds of one training step and the extra of one default ICS measurement (both layers), and their ratio.
 
-    Timed on the profile's model and batch, after one warm-up step; the measurement includes its
-    state save/restore. What a run pays is ratio / probe_every extra per step.
+    Measured by `bnlib.plan.probe_cost` (the book's one probe-cost measurement) on the profile's model and
+    batch, after a warm-up step. What a run pays is ratio / probe_every extra per step.
     """
     if model not in ("vgg", "dln"):
         raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
@@ -94,37 +112,5 @@ def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: s
         raise ValueError(f"reps must be an int >= 1, got {reps!r}")
     p = resolve(profile)
     config = common.vgg_config(p, norm, 0.01, dataset) if model == "vgg" else common.dln_config(p, norm, 1e-7)
-    task = build_task(config, default_device())
-    net, opt = task.model.train(), torch.optim.SGD(task.model.parameters(), lr=config.lr)
-    n = config.batch_size if model == "vgg" else config.dln_points
-    x, y = task.x_train[:n], task.y_train[:n]
-    probe = ICSProbe(1, VGG_LAYERS if model == "vgg" else DLN_LAYERS)
-
-    def forward_backward() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss = task.loss_fn(net, x, y)
-        loss.backward()
-        return loss
-
-    def sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    forward_backward()
-    opt.step()
-    step_s = probe_s = 0.0
-    for _ in range(reps):
-        sync()
-        t0 = time.perf_counter()
-        forward_backward()
-        opt.step()
-        sync()
-        step_s += time.perf_counter() - t0
-        rng = rng_state()
-        loss = forward_backward()
-        sync()
-        t0 = time.perf_counter()
-        probe.measure(StepContext(net, x, y, loss.detach(), task.loss_fn, config.lr, 0, rng, opt))
-        sync()
-        probe_s += time.perf_counter() - t0
-    return {"step_s": step_s / reps, "probe_s": probe_s / reps, "ratio": probe_s / step_s}
+    cost = plan.probe_cost(config, [ICSProbe(1, VGG_LAYERS if model == "vgg" else DLN_LAYERS)], steps=reps)
+    return {"step_s": cost["step_s"], "probe_s": cost["ics"] * cost["step_s"], "ratio": cost["ics"]}

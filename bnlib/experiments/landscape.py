@@ -7,21 +7,21 @@ steps) of Standard and +BN over a grid of learning rates, each with a landscape 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from bnlib.experiments.common import Planned, dln_config, dln_planned, train_planned, vgg_config, vgg_planned
+from bnlib import plan
+from bnlib.experiments.common import Planned, dln_config, planned, train_planned, vgg_config
 from bnlib.models import DLN
 from bnlib.probes import landscape as probes
-from bnlib.probes.base import StepContext, rng_state
 from bnlib.probes.hessian import finite_difference_hessian, lanczos
 from bnlib.probes.landscape import VGG_ETA_FACTORS, LandscapeProbe
 from bnlib.profiles import Profile, resolve
-from bnlib.train import batch_indices, build_task, cross_entropy, sum_squared_error
+from bnlib.record import Run
+from bnlib.train import cross_entropy, sum_squared_error
 
 VGG_LR = 0.1  # Figure 4
 DLN_LR = 1e-6  # Figure 10
@@ -32,24 +32,24 @@ NORMS = {"Standard": "none", "+BN": "batch"}
 def vgg_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
              lr: float = VGG_LR) -> dict[str, Planned]:
     """Figure 4 / 11's runs: the canonical VGG runs, Standard and +BN, at `lr`."""
-    return {label: vgg_planned(profile, norm, lr, dataset, seed) for label, norm in NORMS.items()}
+    return {label: planned(profile, "fig4", norm, lr, dataset=dataset, seed=seed) for label, norm in NORMS.items()}
 
 
 def dln_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LR) -> dict[str, Planned]:
     """Figure 10's runs: the canonical DLN runs, Standard and +BN, at `lr`."""
-    return {label: dln_planned(profile, norm, lr, seed) for label, norm in NORMS.items()}
+    return {label: planned(profile, "fig10", norm, lr, seed=seed) for label, norm in NORMS.items()}
 
 
 def vgg_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
-             progress: bool = True) -> dict[str, dict[str, Any]]:
+             progress: bool = True) -> dict[str, Run]:
     """Figure 4 / 11: the canonical VGG runs, Standard and +BN, at `lr`."""
-    return {label: train_planned(planned, progress) for label, planned in vgg_plan(profile, dataset, seed, lr).items()}
+    return {label: train_planned(one, progress) for label, one in vgg_plan(profile, dataset, seed, lr).items()}
 
 
 def dln_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LR,
-             progress: bool = True) -> dict[str, dict[str, Any]]:
+             progress: bool = True) -> dict[str, Run]:
     """Figure 10: the canonical DLN runs (25 x 10x10, full batch), Standard and +BN, at `lr`."""
-    return {label: train_planned(planned, progress) for label, planned in dln_plan(profile, seed, lr).items()}
+    return {label: train_planned(one, progress) for label, one in dln_plan(profile, seed, lr).items()}
 
 
 def control_probes(profile: Profile | str | None = None) -> list[LandscapeProbe]:
@@ -66,7 +66,7 @@ def control_plan(profile: Profile | str | None, norm: str, lr: float, dataset: s
 
 
 def control_run(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True) -> Run:
     """One short run behind the learning-rate control (cached): what the live widget retrains."""
     return train_planned(control_plan(profile, norm, lr, dataset, seed), progress)
 
@@ -81,9 +81,9 @@ def grid_plan(profile: Profile | str | None = None, dataset: str = "auto", seed:
 
 
 def lr_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
-            lrs: Sequence[float] = GRID_LRS, progress: bool = True) -> dict[float, dict[str, dict[str, Any]]]:
+            lrs: Sequence[float] = GRID_LRS, progress: bool = True) -> dict[float, dict[str, Run]]:
     """{lr: {"Standard": history, "+BN": history}} for the static stepper over learning rates."""
-    return {lr: {label: train_planned(planned, progress) for label, planned in pair.items()}
+    return {lr: {label: train_planned(one, progress) for label, one in pair.items()}
             for lr, pair in grid_plan(profile, dataset, seed, lrs).items()}
 
 
@@ -91,48 +91,22 @@ def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", se
                  grid_lrs: Sequence[float] = GRID_LRS) -> list[Planned]:
     """Every run chapter 4 trains (its live control aside): Figures 4, 10, 11 and the claim check read the
     canonical runs; the learning-rate control trains short runs at `grid_lrs`."""
-    grid = [planned for pair in grid_plan(profile, dataset, seed, grid_lrs).values() for planned in pair.values()]
+    grid = [one for pair in grid_plan(profile, dataset, seed, grid_lrs).values() for one in pair.values()]
     return [*vgg_plan(profile, dataset, seed).values(), *dln_plan(profile, seed).values(), *grid]
 
 
-def _forward_backward(net: torch.nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    net.zero_grad(set_to_none=True)
-    loss = loss_fn(net, x, y)
-    loss.backward()
-    return loss.detach()
-
-
 def probe_costs(profile: Profile | str | None = None, dataset: str = "auto", repeats: int = 2) -> dict[str, Any]:
-    """CPU time of one measurement of each default probe, in training steps, at the init of each +BN model.
-
-    Process time (not wall time), so other work on the machine does not inflate it. Also the
-    extra work over a whole canonical run these cadences imply, as a fraction of its steps.
-    """
+    """CPU time of one measurement of each default probe, in training steps, on each +BN model
+    (`bnlib.plan.probe_cost` with the process-time clock, so other work on the machine does not inflate it).
+    Also the extra work over a whole canonical run these cadences imply, as a fraction of its steps."""
     p = resolve(profile)
     out: dict[str, Any] = {}
     for model, config, defaults, steps in (
             ("VGG", vgg_config(p, "batch", VGG_LR, dataset), probes.vgg_probes(p), p.vgg_steps),
             ("DLN", dln_config(p, "batch", DLN_LR), probes.dln_probes(p), p.dln_steps)):
-        task = build_task(config)
-        net = task.model.train()
-        idx = batch_indices(len(task.x_train), config.batch_size, 0, config.seed, task.x_train.device)
-        x, y = task.x_train[idx], task.y_train[idx]
-        loss = _forward_backward(net, task.loss_fn, x, y)
-        start = time.process_time()
-        for _ in range(repeats):
-            loss = _forward_backward(net, task.loss_fn, x, y)
-        step_s = (time.process_time() - start) / repeats
-        ctx = StepContext(net, x, y, loss, task.loss_fn, config.lr, 0, rng_state(), None)
-        row: dict[str, Any] = {"step_s": step_s}
-        overhead = 0.0
-        for probe in defaults:
-            start = time.process_time()
-            for _ in range(repeats):
-                probe.measure(ctx)
-            row[probe.name] = (time.process_time() - start) / repeats / step_s
-            overhead += row[probe.name] * len(range(0, steps, probe.every)) / steps
-        row["overhead"] = overhead
-        out[model] = row
+        cost = plan.probe_cost(config, defaults, plan.cpu_timer, repeats)
+        overhead = sum(cost[probe.name] * len(range(0, steps, probe.every)) / steps for probe in defaults)
+        out[model] = {**cost, "overhead": overhead}
     return out
 
 

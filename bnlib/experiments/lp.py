@@ -2,8 +2,8 @@
 
 All are canonical runs (`experiments.common`), so Standard and BN are the very runs the other
 chapters use, and every run carries the activation and landscape probes. This module also holds
-the few summary numbers the plots and claims share: final accuracy / loss, distributional shift,
-and the median landscape measures.
+the summary numbers the plots and claims share: distributional shift and the median landscape
+measures (final accuracy and loss are `bnlib.record.Run.final_acc` / `final_loss`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from bnlib.experiments.common import Planned, dln_planned, train_planned, vgg_planned
+from bnlib.experiments.common import LP_NORMS as NORMS
+from bnlib.experiments.common import Planned, planned, train_planned
 from bnlib.probes import activations, landscape
 from bnlib.profiles import Profile
+from bnlib.record import Run
 
-NORMS = ("none", "batch", "l1", "l2", "linf")
 LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "l1": "Standard + L1", "l2": "Standard + L2",
           "linf": "Standard + L_inf"}
 LP_NORMS = ("l1", "l2", "linf")
@@ -35,51 +36,32 @@ def vgg_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0
              norms: tuple[str, ...] = NORMS) -> dict[str, Planned]:
     """The canonical VGG runs, one per norm."""
     _check_norms(norms)
-    return {n: vgg_planned(profile, n, lr, dataset, seed) for n in norms}
+    return {n: planned(profile, "fig5-vgg", n, lr, dataset=dataset, seed=seed) for n in norms}
 
 
 def dln_plan(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, Planned]:
     """The canonical DLN runs, one per norm."""
     _check_norms(norms)
-    return {n: dln_planned(profile, n, lr, seed) for n in norms}
+    return {n: planned(profile, "fig5-dln", n, lr, seed=seed) for n in norms}
 
 
 def vgg_runs(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
-             norms: tuple[str, ...] = NORMS) -> dict[str, dict[str, Any]]:
+             norms: tuple[str, ...] = NORMS) -> dict[str, Run]:
     """Canonical VGG runs (cached), one per norm."""
-    return {n: train_planned(planned) for n, planned in vgg_plan(profile, dataset, seed, lr, norms).items()}
+    return {n: train_planned(one) for n, one in vgg_plan(profile, dataset, seed, lr, norms).items()}
 
 
 def dln_runs(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
-             norms: tuple[str, ...] = NORMS) -> dict[str, dict[str, Any]]:
+             norms: tuple[str, ...] = NORMS) -> dict[str, Run]:
     """Canonical DLN runs (cached), one per norm."""
-    return {n: train_planned(planned) for n, planned in dln_plan(profile, seed, lr, norms).items()}
+    return {n: train_planned(one) for n, one in dln_plan(profile, seed, lr, norms).items()}
 
 
 def chapter_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, vgg_lr: float = VGG_LR,
                  dln_lr: float = DLN_LR) -> list[Planned]:
     """Every run chapter 5 trains: each norm on the VGG and the DLN (the claim check reads the same runs)."""
     return [*vgg_plan(profile, dataset, seed, vgg_lr).values(), *dln_plan(profile, seed, dln_lr).values()]
-
-
-def _tail(values: Any, frac: float) -> np.ndarray:
-    v = np.asarray(values, dtype=float)
-    return v[-max(1, int(round(frac * len(v)))):]
-
-
-def final_train_acc(history: dict[str, Any], frac: float = 0.1) -> float:
-    """Mean training-batch accuracy over the last `frac` of the steps (NaN if the run diverged)."""
-    if history["diverged_at"] is not None:
-        return float("nan")
-    return float(np.mean(_tail(history["step_acc"], frac)))
-
-
-def final_train_loss(history: dict[str, Any], frac: float = 0.01) -> float:
-    """Mean training loss (training mode, what the optimiser sees) over the last `frac` of the steps."""
-    if history["diverged_at"] is not None:
-        return float("nan")
-    return float(np.mean(_tail(history["step_loss"], frac)))
 
 
 def distribution_shift(history: dict[str, Any], layers: tuple[int, ...] | None = None) -> dict[str, float]:
@@ -89,7 +71,7 @@ def distribution_shift(history: dict[str, Any], layers: tuple[int, ...] | None =
     mean_shift = |mu_t - mu_0| / sqrt(var_0) and var_shift = |log(var_t / var_0)|, averaged over the
     recorded steps, units and `layers` (default: every recorded layer).
     """
-    recorded = sorted(history["probes"][activations.NAME][0]["layers"])
+    recorded = sorted(Run.of(history).probe(activations.NAME)[0]["layers"])
     layers = tuple(recorded) if layers is None else layers
     mean_shifts, var_shifts = [], []
     for k in layers:

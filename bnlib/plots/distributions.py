@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from bnlib import paper
 from bnlib.plots import paper as overlay
 from bnlib.probes import activations as act
+from bnlib.record import Run
 
 LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "noisy": 'Standard + "Noisy" BatchNorm',
           "noise_only": "Standard + noise (no BN)"}
@@ -39,7 +40,8 @@ def accuracy_curve(history: Mapping[str, Any], split: str = "train") -> tuple[np
 
 def batch_accuracy(history: Mapping[str, Any], window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-step training-batch accuracy (training mode, noise included), as a running mean."""
-    acc = np.asarray(history["step_acc"][:history["steps_done"]], dtype=float)
+    run = Run.of(history)
+    acc = run.step_acc()[:run.steps_done]
     window = window or max(1, len(acc) // 20)
     if len(acc) == 0:
         return np.array([]), np.array([])
@@ -49,7 +51,7 @@ def batch_accuracy(history: Mapping[str, Any], window: int | None = None) -> tup
 
 def _draw_accuracy(ax: Axes, history: Mapping[str, Any], split: str, text: str, colour: str, style: str) -> None:
     steps, acc = accuracy_curve(history, split)
-    diverged = history.get("diverged_at")
+    diverged = Run.of(history).diverged_at
     if diverged is not None:
         text += f" (diverged at step {diverged})"
     line, = ax.plot(steps, 100 * acc, style, color=colour, label=text, marker="o" if len(steps) < 8 else None)
@@ -60,7 +62,7 @@ def _draw_accuracy(ax: Axes, history: Mapping[str, Any], split: str, text: str, 
 
 
 def _total(runs: Mapping[Any, Mapping[str, Any]]) -> int:
-    return max(int(h["config"]["steps"]) for h in runs.values())
+    return max(Run.of(h).steps for h in runs.values())
 
 
 def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_data: bool = True) -> Figure:
@@ -216,8 +218,8 @@ def noise_level(run: Mapping[str, Any], scale: float, baselines: Mapping[str, Ma
     for norm, history in baselines.items():
         ax.plot(*_pct(batch_accuracy(history)), color=COLOURS[norm], lw=1.2, label=label(norm))
     text = f'"Noisy" BN, noise x{scale:g}'
-    if run.get("diverged_at") is not None:
-        text += f" (diverged at step {run['diverged_at']})"
+    if Run.of(run).diverged:
+        text += f" ({Run.of(run).status()})"
     ax.plot(*_pct(batch_accuracy(run)), color=COLOURS["noisy"], lw=2, label=text)
     ax.axhline(10, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="Steps", ylabel="Training-batch accuracy (%)", ylim=(0, 100))

@@ -18,6 +18,7 @@ from bnlib import paper
 from bnlib.plots import paper as overlay
 from bnlib.plots.distributions import COLOURS, accuracy_curve, distributions, label
 from bnlib.probes.ics import ics_series
+from bnlib.record import Run
 
 RunMap = Mapping[tuple[str, float], Mapping[str, Any]]
 
@@ -52,12 +53,12 @@ def _progress_panel(ax: Axes, history: Mapping[str, Any], norm: str, model: str)
         ax.set_ylabel("Training accuracy (%)")
         ax.set_ylim(0, 100)
     else:
-        loss = np.asarray(history["step_loss"][:history["steps_done"]], dtype=float)
+        loss = Run.of(history).step_loss()[:Run.of(history).steps_done]
         ax.plot(np.arange(len(loss)), loss, color=colour, lw=1, label=label(norm))
         ax.set_yscale("log")
         ax.set_ylabel("Training loss")
-    if history.get("diverged_at") is not None:
-        ax.axvline(history["diverged_at"], color=colour, ls=":", lw=0.8)
+    if Run.of(history).diverged:
+        ax.axvline(Run.of(history).diverged_at, color=colour, ls=":", lw=0.8)
 
 
 def _ics_panels(ax_l2: Axes, ax_cos: Axes, history: Mapping[str, Any], norm: str, layer: int) -> None:
@@ -94,7 +95,7 @@ def fig3(runs: RunMap, layers: Sequence[int], model: str, paper_data: bool = Tru
     # one column per learning rate, panels stacked down it (readable at page width); axes[r] = column r
     fig, grid = plt.subplots(ncol, len(lrs), figsize=(3.6 * len(lrs), 2.9 * ncol), squeeze=False)
     axes = grid.T
-    total = max(int(h["config"]["steps"]) for h in runs.values())
+    total = max(Run.of(h).steps for h in runs.values())
     for ax in grid.flat:
         ax.set_xlim(0, total)  # every panel spans the whole run, as the paper's top axes do
     for r, lr in enumerate(lrs):

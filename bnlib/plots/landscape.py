@@ -21,6 +21,7 @@ from bnlib.claims.landscape import PAPER_FILES
 from bnlib.plots import paper as overlay
 from bnlib.probes.hessian import hessian_series
 from bnlib.probes.landscape import gradient_change_curves, landscape_series
+from bnlib.record import Run
 
 Runs = Mapping[str, Mapping[str, Any]]
 COLOURS = {"Standard": "tab:blue", "+BN": "tab:orange"}
@@ -39,13 +40,13 @@ def _check(runs: Runs) -> None:
 
 
 def _diverged(ax: Axes, history: Mapping[str, Any], name: str) -> None:
-    at = history.get("diverged_at")
+    at = Run.of(history).diverged_at
     if at is not None:
         ax.axvline(at, color=_colour(name), ls=":", lw=1)
 
 
 def _model(runs: Runs) -> str:
-    return str(next(iter(runs.values()))["config"]["model"])
+    return Run.of(next(iter(runs.values()))).model
 
 
 def _paper_panels(axes: Any, name: str, model: str, total: int) -> None:
@@ -65,7 +66,7 @@ def landscape_figure(runs: Runs, title: str = "", paper_data: bool = True) -> Fi
     (c) effective beta, with the paper's bands and curve (same units; top axis: the paper's steps)."""
     _check(runs)
     model = _model(runs)
-    total = max(int(h["config"]["steps"]) for h in runs.values())
+    total = max(Run.of(h).steps for h in runs.values())
     fig, axes = plt.subplots(3, 1, figsize=(7, 10.5))
     for name, h in runs.items():
         s = landscape_series(h)
@@ -133,7 +134,7 @@ def hessian_figure(groups: Mapping[str, Runs]) -> Figure:
             hs, ls = hessian_series(h), landscape_series(h)
             ax.plot(hs["steps"], hs["beta"], color=c, marker="o", label=rf"{lab}: max $|\lambda|$")
             ax.plot(ls["steps"], ls["beta_eff"], color=c, ls="--", label=rf"{lab}: effective $\beta$")
-        lrs = {h["config"]["lr"] for h in runs.values()}
+        lrs = {Run.of(h).lr for h in runs.values()}
         for lr in lrs:
             ax.axhline(2 / lr, color="grey", ls=":", lw=1.2, label=f"2 / LR = {2 / lr:g}")
         ax.set(yscale="log", xlabel="Steps", ylabel=r"$\beta$", title=f"{model}: Hessian vs effective smoothness")
@@ -148,9 +149,9 @@ def control_figure(runs: Runs, lr: float) -> Figure:
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
     for name, h in runs.items():
         c, lab = _colour(name), LEGEND.get(name, name)
-        n = h["steps_done"]
-        loss = np.asarray(h["step_loss"][:n], dtype=float)
-        text = f"{lab} (diverged at step {h['diverged_at']})" if h.get("diverged_at") is not None else lab
+        run = Run.of(h)
+        loss = run.step_loss()[:run.steps_done]
+        text = f"{lab} ({run.status()})" if run.diverged else lab
         axes[0].plot(np.arange(len(loss)), loss, color=c, lw=0.8, label=text)
         s = landscape_series(h)
         axes[1].fill_between(s["steps"], s["gdiff_min"], s["gdiff_max"], color=c, alpha=0.4)

@@ -13,6 +13,7 @@ from bnlib import paper
 from bnlib.experiments.lp import HIST_LAYER, LABELS
 from bnlib.plots import paper as overlay
 from bnlib.probes import activations, landscape
+from bnlib.record import Run
 
 COLOURS = {"none": "C0", "batch": "C1", "l1": "C2", "l2": "C3", "linf": "C4"}
 SERIES = {"none": "standard", "batch": "bn", "l1": "l1", "l2": "l2", "linf": "linf"}  # the paper's series names
@@ -35,13 +36,13 @@ def _smooth(v: np.ndarray, window: int) -> np.ndarray:
 
 def _training(ax: Any, runs: Runs, model: str, paper_data: bool = True, figure: int = 5) -> None:
     """Training accuracy (VGG) or loss (DLN); `figure` names the paper's panel drawn beside it (5, or 12 / 13)."""
-    total = max(int(h["config"]["steps"]) for h in runs.values())
+    total = max(Run.of(h).steps for h in runs.values())
     for norm, h in runs.items():
         if model == "vgg":
-            acc = h["step_acc"].numpy().astype(float)
+            acc = Run.of(h).step_acc()
             y = 100 * _smooth(acc, max(1, len(acc) // 30))
         else:
-            y = h["step_loss"].numpy().astype(float)
+            y = Run.of(h).step_loss()
         ax.plot(np.arange(len(y)), y, color=COLOURS[norm], label=LABELS[norm], lw=1.2)
         if paper_data:
             name = {5: {"vgg": "fig5a_vgg_lp_train_acc", "dln": "fig5b_dln_lp_train_loss"},
@@ -72,7 +73,7 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
     curves (for the bands, their upper edge: the largest value over the step sizes)."""
     fig, axes = plt.subplots(4, 1, figsize=(7, 14))
     _training(axes[0], runs, model, paper_data, 12 if model == "vgg" else 13)
-    total = max(int(h["config"]["steps"]) for h in runs.values())
+    total = max(Run.of(h).steps for h in runs.values())
     files = PAPER_FILES[model]
     for norm, h in runs.items():
         s = landscape.landscape_series(h)
@@ -98,7 +99,8 @@ def landscape_panels(runs: Runs, model: str = "vgg", paper_data: bool = True) ->
 
 def histograms(runs: Runs, layer: int = HIST_LAYER, unit: int = 0, rows: int = 8) -> Figure:
     """Figure 6: one recorded unit of layer #`layer` per normalisation, its distribution at `rows`
-    evenly spaced recorded steps (ridge plot, later steps lower; each histogram scaled to its peak)."""
+    evenly spaced recorded steps (ridge plot oriented as Figure 1c: step on the vertical axis, later
+    steps higher; each histogram scaled to its peak)."""
     fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 4.2), squeeze=False)
     for ax, (norm, h) in zip(axes[0], runs.items(), strict=True):
         steps, edges, counts = activations.histograms(h, layer)
@@ -108,10 +110,10 @@ def histograms(runs: Runs, layer: int = HIST_LAYER, unit: int = 0, rows: int = 8
             if n.sum() == 0:
                 continue
             centres, top = (e[:-1] + e[1:]) / 2, n / n.max()
-            base = -r
+            base = r
             ax.fill_between(centres, base, base + 0.9 * top, color=COLOURS[norm], alpha=0.6, lw=0)
             ax.plot(centres, base + 0.9 * top, color="k", lw=0.5)
-        ax.set_yticks([-r for r in range(len(pick))], [str(steps[t]) for t in pick], fontsize=7)
+        ax.set_yticks(list(range(len(pick))), [str(steps[t]) for t in pick], fontsize=7)
         ax.set(title=LABELS[norm], xlabel="activation value")
     axes[0, 0].set_ylabel("Steps")
     fig.suptitle(f"Layer #{layer}: distribution of one random unit over training")
