@@ -51,7 +51,7 @@ class Run(Mapping[str, Any]):
     model = _config_field("model", str, "'vgg' or 'dln'")
     norm = _config_field("norm", str, "the normalisation, e.g. 'batch'")
     lr = _config_field("lr", float, "the SGD learning rate")
-    steps = _config_field("steps", int, "configured steps (a diverged run spans them: chance from divergence on)")
+    steps = _config_field("steps", int, "configured steps (a diverged run spans them, at chance from divergence on)")
 
     @property
     def steps_done(self) -> int:
