@@ -158,7 +158,8 @@ def markdown_table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}") -> str:
     if not rows:
         raise ValueError("a table needs at least one row")
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    # headers go through cell() too: a literal | (as in "mean |Δμ|") would end the column
+    lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(row.get(c), fmt) for c in cols) + " |" for row in rows]
     return "\n".join(lines)
 

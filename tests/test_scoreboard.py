@@ -60,3 +60,14 @@ def test_cli_prints_json_with_the_promised_fields(monkeypatch, capsys):
     assert "t-3" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["--profile", "huge"])
+
+
+def test_markdown_table_escapes_pipes_in_headers_and_cells():
+    """A literal | (chapter 1's "mean |Δμ|" header) must not end a column, or the table renders as text."""
+    from bnlib import report
+
+    text = report.markdown_table([{"mean |Δμ|": 0.5, "network": "a|b"}])
+    header, rule, row = text.splitlines()
+    assert header == r"| mean \|Δμ\| | network |"
+    assert rule == "|---|---|"
+    assert row == r"| 0.5 | a\|b |"
