@@ -84,6 +84,15 @@ def check_seed(value: Any, name: str = "seed") -> int:
     return check_int(name, value, 0, SEED_MAX)
 
 
+def check_seeds(name: str, value: Any) -> tuple[int, ...]:
+    """A non-empty list or tuple of distinct seeds (each an int in [0, SEED_MAX])."""
+    values = check_sequence(name, value)
+    seeds = tuple(check_seed(v, f"{name}[{i}]") for i, v in enumerate(values))
+    if len(set(seeds)) != len(seeds):
+        raise BadParameter(f"{name} must not repeat a seed, got {value!r}")
+    return seeds
+
+
 def check_optional_int(name: str, value: Any, low: int = 1) -> int | None:
     """None (meaning "all" or "default") or an int >= low."""
     if value is None:
@@ -188,7 +197,9 @@ def _common(params: dict[str, Any]) -> None:
 
     check_profile(params.pop("profile"))
     check_choice("dataset", params.pop("dataset"), DATASETS)
-    check_seed(params.pop("seed"))
+    seeds = params.pop("seeds")
+    if seeds is not None:
+        check_seeds("seeds", seeds)
 
 
 def _chapter1(p: dict[str, Any]) -> None:

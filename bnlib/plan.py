@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,19 +282,21 @@ def show(planned: Iterable[Planned], profile: Profile | str | None = None, knobs
     return plan
 
 
-def chapter_plans(profile: Profile | str | None, dataset: str = "auto", seed: int = 0) -> dict[str, list[Planned]]:
-    """Each training chapter's runs at its default parameters, in book order."""
+def chapter_plans(profile: Profile | str | None, dataset: str = "auto",
+                  seeds: Sequence[int] | None = None) -> dict[str, list[Planned]]:
+    """Each training chapter's runs at its default parameters and `seeds` (None: the profile's), in book order."""
     from bnlib.experiments import distributions, ics, landscape, lp
 
-    return {"01": distributions.chapter1_plan(profile, dataset, seed),
-            "02": distributions.chapter2_plan(profile, dataset, seed),
-            "03": ics.chapter_plan(profile, dataset, seed), "04": landscape.chapter_plan(profile, dataset, seed),
-            "05": lp.chapter_plan(profile, dataset, seed)}
+    return {"01": distributions.chapter1_plan(profile, dataset, seeds),
+            "02": distributions.chapter2_plan(profile, dataset, seeds),
+            "03": ics.chapter_plan(profile, dataset, seeds), "04": landscape.chapter_plan(profile, dataset, seeds),
+            "05": lp.chapter_plan(profile, dataset, seeds)}
 
 
-def book_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0) -> list[Planned]:
-    """Every canonical run of the book once: what the scoreboard and the overlay chapter read."""
-    return unique(run for planned in chapter_plans(profile, dataset, seed).values() for run in planned)
+def book_plan(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None
+              ) -> list[Planned]:
+    """Every run the book's chapters train, once: the canonical runs the scoreboard and chapter 7 read too."""
+    return unique(run for planned in chapter_plans(profile, dataset, seeds).values() for run in planned)
 
 
 def book_estimate(profile: Profile | str | None, flops_per_s: float, op_s: float) -> dict[str, tuple[Plan, Plan]]:

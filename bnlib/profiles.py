@@ -35,6 +35,8 @@ class Profile:
     dln_probe_every: int
     # short runs behind the interactive controls
     widget_steps: int
+    # every canonical run is trained once per seed; figures show their mean and spread, verdicts use all
+    seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -42,6 +44,9 @@ class Profile:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "name" or (value is None and field.name in ("n_train", "n_test")):
+                continue
+            if field.name == "seeds":
+                checks.check_seeds("profile field 'seeds'", value)
                 continue
             label = f"profile field {field.name!r}"
             if field.name == "vgg_width":
@@ -85,6 +90,11 @@ PROFILES: dict[str, Profile] = {
         widget_steps=1000,
     ),
 }
+
+
+def seeds(profile: str | Profile | None = None, chosen: object = None) -> tuple[int, ...]:
+    """The seeds a chapter trains: `chosen` (a chapter's `seeds` parameter) when given, else the profile's."""
+    return resolve(profile).seeds if chosen is None else checks.check_seeds("seeds", chosen)
 
 
 def resolve(name: str | Profile | None = None) -> Profile:

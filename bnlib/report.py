@@ -117,7 +117,7 @@ def scoreboard_html(results: Sequence[Any], profile: Profile | str | None = None
         claims_html(results, link_prefix), f"<p>{_markdown_inline(setup_summary(profile, dataset))}</p>"])
 
 
-def scoreboard(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] = (0,),
+def scoreboard(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
                link_prefix: str = "chapters/") -> Any:
     """Display the scoreboard of the canonical runs in a notebook (the landing page calls this)."""
     from IPython.display import HTML

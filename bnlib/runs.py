@@ -12,13 +12,13 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bnlib import checks, store
+from bnlib import checks, pool, store
 from bnlib import data as bdata
 from bnlib.checks import BadParameter
 from bnlib.probes.base import Probe
@@ -114,3 +114,32 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
 def is_cached(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> bool:
     """Whether a cache file exists for the run (run() still checks it before using it)."""
     return (_root(cache) / "runs" / f"{run_key(config, probes)}.pt").exists()
+
+
+def _train_quietly(config: RunConfig, probes: Sequence[Probe], cache: Path | str | None) -> None:
+    """One pool job: train into the cache (the history stays on disk; the parent reads it from there)."""
+    run(config, probes, progress=False, cache=cache)
+
+
+def train_all(planned: Iterable[tuple[RunConfig, Sequence[Probe]]], workers: int | None = None,
+              cache: Path | str | None = None) -> int:
+    """Train every planned run that is not cached yet, `workers` at a time on this machine's cores
+    (bnlib.pool; default one per core, one on a GPU); returns how many were trained.
+
+    A chapter calls this right after printing its plan: the independent runs of all its seeds then train
+    side by side, and its cells read them from the cache. The biggest runs start first, so that no
+    core idles at the end waiting on one long run.
+    """
+    todo: dict[str, tuple[RunConfig, list[Probe]]] = {}
+    for config, probes in planned:
+        if not is_cached(config, probes, cache):
+            todo.setdefault(run_key(config, probes), (config, list(probes)))
+    jobs = sorted(todo.values(), key=lambda job: (job[0].model == "vgg", job[0].steps * job[0].width,
+                                                  len(job[1])), reverse=True)
+    workers = pool.default_workers() if workers is None else checks.check_int("workers", workers, 1)
+    if workers == 1:
+        for config, probes in jobs:
+            run(config, probes, cache=cache)
+    else:
+        pool.map_jobs([(_train_quietly, (config, probes, cache)) for config, probes in jobs], workers)
+    return len(jobs)

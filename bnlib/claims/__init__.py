@@ -141,10 +141,13 @@ def claim(id: str, figure: str, text: str, statistic: str, ours: dict[int, float
                        chapter, paper_vs_text(paper, rule), reference, asdict(rule), details or {})
 
 
-def collect(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] = (0,)) -> list[ClaimResult]:
-    """Every chapter's claims on the canonical runs of `profile`, in book order."""
+def collect(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> list[ClaimResult]:
+    """Every chapter's claims on the canonical runs of `profile` at `seeds` (None: the profile's), in book order."""
     import importlib
 
+    from bnlib import profiles
+
+    seeds = profiles.seeds(profile, seeds)
     results: list[ClaimResult] = []
     for name in MODULES:
         results.extend(importlib.import_module(f"{__name__}.{name}").claims(profile, dataset, seeds))

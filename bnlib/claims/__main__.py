@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="run scale (default: $BNLIB_PROFILE, else paper with a GPU, cpu without)")
     parser.add_argument("--dataset", default="auto", help="auto | cifar10 | fashion-mnist | synthetic")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the canonical runs (default 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds of the canonical runs (default: the profile's; cpu: 0 1 2)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a text table")
     args = parser.parse_args(argv)
     with contextlib.redirect_stdout(sys.stderr):  # training progress must not mix with the table or the JSON

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bnlib import profiles
 from bnlib.experiments.common import Planned, planned, train_planned, vgg_config
 from bnlib.models import NoiseConfig
 from bnlib.probes import activations as act
@@ -126,15 +127,19 @@ def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed
     return {key: _train_kept(kept) for key, kept in grid_plan(profile, dataset, seed, scales, lr).items()}
 
 
-def chapter1_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def chapter1_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
                   lrs: Sequence[float] = FIG1_LRS) -> list[Planned]:
-    """Every run chapter 1 trains: Figure 1 at `lrs`, and at the paper's rates for its claim check."""
-    return [*fig1_plan(profile, dataset, seed, lrs).values(), *fig1_plan(profile, dataset, seed).values()]
+    """Every run chapter 1 trains: Figure 1 at `lrs`, and at the paper's rates for its claim check, for
+    every seed (None: the profile's)."""
+    return [run for seed in profiles.seeds(profile, seeds)
+            for run in (*fig1_plan(profile, dataset, seed, lrs).values(), *fig1_plan(profile, dataset, seed).values())]
 
 
-def chapter2_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
-                  scales: Sequence[float] = NOISE_SCALES) -> list[Planned]:
-    """Every run chapter 2 trains (its live control aside): Figure 2 and the noise grid at `lr`, and Figure 2
-    at the paper's rate for its claim check."""
-    grid = [one for one, _ in grid_plan(profile, dataset, seed, scales, lr).values()]
-    return [*fig2_plan(profile, dataset, seed, lr).values(), *grid, *fig2_plan(profile, dataset, seed).values()]
+def chapter2_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
+                  lr: float = FIG2_LR, scales: Sequence[float] = NOISE_SCALES) -> list[Planned]:
+    """Every run chapter 2 trains (its live control aside): Figure 2 at `lr` and at the paper's rate (its
+    claim check) for every seed (None: the profile's), and the noise grid at `lr` for the first seed."""
+    seeds = profiles.seeds(profile, seeds)
+    grid = [one for one, _ in grid_plan(profile, dataset, seeds[0], scales, lr).values()]
+    return [*grid, *(run for seed in seeds for run in (*fig2_plan(profile, dataset, seed, lr).values(),
+                                                       *fig2_plan(profile, dataset, seed).values()))]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bnlib import plan
+from bnlib import plan, profiles
 from bnlib.experiments import common
 from bnlib.experiments.common import Planned, train_planned
 from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe, ics_series
@@ -88,15 +88,16 @@ def medians(run: Run, layer: int) -> dict[str, float]:
             "‖G − G′‖ / ‖G‖": float(np.nanmedian(s["l2"] / s["g_norm"])), "cos(G, G′)": float(np.nanmedian(s["cos"]))}
 
 
-def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
                  vgg_lrs: Sequence[float] = VGG_LRS, dln_lrs: Sequence[float] = DLN_LRS,
                  vgg_layers: Sequence[int] = VGG_LAYERS, dln_layers: Sequence[int] = DLN_LAYERS) -> list[Planned]:
-    """Every run chapter 3 trains: Figure 3 for its parameters, Figure 9 (the DLN at the first of `dln_lrs`)
-    and the claim check's runs (the chapter's learning rates, the probe's default layers)."""
-    return [*vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
-            *dln_plan(profile, seed, dln_lrs, dln_layers).values(),
-            *fig9_plan(profile, seed, tuple(dln_lrs)[0]).values(),
-            *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values()]
+    """Every run chapter 3 trains, for every seed (None: the profile's): Figure 3 for its parameters,
+    Figure 9 (the DLN at the first of `dln_lrs`) and the claim check's runs (the chapter's learning rates,
+    the probe's default layers)."""
+    return [run for seed in profiles.seeds(profile, seeds) for run in (
+        *vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
+        *dln_plan(profile, seed, dln_lrs, dln_layers).values(), *fig9_plan(profile, seed, tuple(dln_lrs)[0]).values(),
+        *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values())]
 
 
 def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bnlib import plan
+from bnlib import plan, profiles
 from bnlib.experiments.common import Planned, dln_config, planned, train_planned, vgg_config
 from bnlib.models import DLN
 from bnlib.probes import landscape as probes
@@ -87,12 +87,15 @@ def lr_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: i
             for lr, pair in grid_plan(profile, dataset, seed, lrs).items()}
 
 
-def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
                  grid_lrs: Sequence[float] = GRID_LRS) -> list[Planned]:
     """Every run chapter 4 trains (its live control aside): Figures 4, 10, 11 and the claim check read the
-    canonical runs; the learning-rate control trains short runs at `grid_lrs`."""
-    grid = [one for pair in grid_plan(profile, dataset, seed, grid_lrs).values() for one in pair.values()]
-    return [*vgg_plan(profile, dataset, seed).values(), *dln_plan(profile, seed).values(), *grid]
+    canonical runs of every seed (None: the profile's); the learning-rate control trains short runs at
+    `grid_lrs` for the first seed."""
+    seeds = profiles.seeds(profile, seeds)
+    grid = [one for pair in grid_plan(profile, dataset, seeds[0], grid_lrs).values() for one in pair.values()]
+    return [*(run for seed in seeds for run in (*vgg_plan(profile, dataset, seed).values(),
+                                                *dln_plan(profile, seed).values())), *grid]
 
 
 def probe_costs(profile: Profile | str | None = None, dataset: str = "auto", repeats: int = 2) -> dict[str, Any]:

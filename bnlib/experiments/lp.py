@@ -8,10 +8,12 @@ measures (final accuracy and loss are `bnlib.record.Run.final_acc` / `final_loss
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from bnlib import profiles
 from bnlib.experiments.common import LP_NORMS as NORMS
 from bnlib.experiments.common import Planned, planned, train_planned
 from bnlib.probes import activations, landscape
@@ -58,10 +60,12 @@ def dln_runs(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
     return {n: train_planned(one) for n, one in dln_plan(profile, seed, lr, norms).items()}
 
 
-def chapter_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, vgg_lr: float = VGG_LR,
-                 dln_lr: float = DLN_LR) -> list[Planned]:
-    """Every run chapter 5 trains: each norm on the VGG and the DLN (the claim check reads the same runs)."""
-    return [*vgg_plan(profile, dataset, seed, vgg_lr).values(), *dln_plan(profile, seed, dln_lr).values()]
+def chapter_plan(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None,
+                 vgg_lr: float = VGG_LR, dln_lr: float = DLN_LR) -> list[Planned]:
+    """Every run chapter 5 trains: each norm on the VGG and the DLN, for every seed (None: the profile's;
+    the claim check reads the same runs)."""
+    return [run for seed in profiles.seeds(profile, seeds)
+            for run in (*vgg_plan(profile, dataset, seed, vgg_lr).values(), *dln_plan(profile, seed, dln_lr).values())]
 
 
 def distribution_shift(history: dict[str, Any], layers: tuple[int, ...] | None = None) -> dict[str, float]:
