@@ -76,7 +76,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu", vgg_width=1 / 8, vgg_steps=600, batch_size=128, n_train=None, n_test=1000,
         eval_every=50, probe_every=50, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
-        widget_steps=150,
+        widget_steps=150, seeds=(0, 1, 2),
     ),
     # one Colab-class GPU (a T4): full width over the first 3,000 steps, where Figures 1-4's differences show
     "gpu": Profile(

@@ -19,9 +19,11 @@ def setup_summary(profile: Profile | str | None, dataset: str = "auto") -> str:
     source = bdata._fetch_cached(name, True)[1]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     width = f"{p.vgg_width:g}x VGG-16 widths" if p.vgg_width != 1 else "full VGG-16 widths"
+    seeds = f"seed {p.seeds[0]}" if len(p.seeds) == 1 else f"seeds {', '.join(map(str, p.seeds))}"
     return (f"**How this page was computed.** Profile `{p.name}` ({width}, {p.vgg_steps} SGD steps of batch "
-            f"{p.batch_size}; DLN {p.dln_steps} full-batch steps on {p.dln_points} points) on **{source}**, "
-            f"device: {device}, torch {torch.__version__}. The paper used CIFAR-10 at profile `paper`.")
+            f"{p.batch_size}; DLN {p.dln_steps} full-batch steps on {p.dln_points} points; every run at {seeds}) "
+            f"on **{source}**, device: {device}, torch {torch.__version__}. The paper used CIFAR-10 at profile "
+            f"`paper`.")
 
 
 def show_setup(profile: Profile | str | None, dataset: str = "auto") -> Any:
@@ -151,6 +153,19 @@ def cell(value: Any, fmt: str = "{:.3g}") -> str:
     if isinstance(value, float):
         return "nan" if value != value else fmt.format(value)
     return str(value).replace("|", "\\|")
+
+
+def spread(values: Sequence[float], fmt: str = "{:.3g}") -> str:
+    """A table cell for one number per seed: the value for one seed, else the mean and the seeds' range,
+    e.g. '81.2 (79.0 to 83.1)'; NaN values (a seed that cannot give the number) are said, not averaged."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("spread needs at least one value")
+    finite = [v for v in values if v == v]
+    if len(values) == 1 or not finite:
+        return cell(values[0], fmt)
+    text = f"{fmt.format(sum(finite) / len(finite))} ({fmt.format(min(finite))} to {fmt.format(max(finite))})"
+    return text if len(finite) == len(values) else f"{text}; {len(values) - len(finite)} seed(s) n/a"
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}") -> str:

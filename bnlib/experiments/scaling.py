@@ -85,7 +85,7 @@ def search(widths: Sequence[float], seeds: Sequence[int], max_steps: int, datase
 def init_signal(width: float, seed: int = 0, dataset: str = "auto", n: int = 256) -> list[float]:
     """Standard deviation of each block's output (13 convs, then the logits) at initialisation on
     `n` training images: how much of the (unit-variance) input survives to each depth."""
-    task = build_task(escape_config(width, seed, WINDOW, dataset))
+    task = build_task(escape_config(width, seed, WINDOW, dataset).replace(n_test=None))
     x, stds = task.x_train[:n], []
     for block in task.model.blocks:
         x = block(x)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from bnlib import paper
 from bnlib.plots import paper as overlay
+from bnlib.plots import seeds
 from bnlib.probes import activations as act
 from bnlib.record import Run
 
@@ -49,39 +50,52 @@ def batch_accuracy(history: Mapping[str, Any], window: int | None = None) -> tup
     return np.arange(window - 1, window - 1 + len(smooth)), smooth
 
 
-def _draw_accuracy(ax: Axes, history: Mapping[str, Any], split: str, text: str, colour: str, style: str) -> None:
-    steps, acc = accuracy_curve(history, split)
-    diverged = Run.of(history).diverged_at
-    if diverged is not None:
-        text += f" (diverged at step {diverged})"
-    line, = ax.plot(steps, 100 * acc, style, color=colour, label=text, marker="o" if len(steps) < 8 else None)
-    if diverged is not None:
-        last = acc[-1] if len(acc) else 0.0
-        ax.plot([diverged], [100 * last], "x", color=colour, markersize=10, mew=2)
-        ax.axvline(diverged, color=colour, lw=0.8, ls=":")
+def _draw_accuracy(ax: Axes, histories: Sequence[Mapping[str, Any]], split: str, text: str, colour: str,
+                   style: str) -> None:
+    """The seeds' mean accuracy and their spread; a diverged seed's curve ends at its divergence (marked x)."""
+    curves = [accuracy_curve(h, split) for h in histories]
+    ended = [(Run.of(h).diverged_at, acc[-1] if len(acc) else 0.0) for h, (_, acc) in zip(histories, curves,
+                                                                                            strict=True)]
+    ended = [(step, last) for step, last in ended if step is not None]
+    if ended:
+        text += (f" (diverged at step {ended[0][0]})" if len(histories) == 1
+                 else f" (diverged in {len(ended)} of {len(histories)} seeds)")
+    sparse = max(len(steps) for steps, _ in curves) < 8
+    seeds.draw(ax, [(steps, 100 * acc) for steps, acc in curves], colour, text, style, marker="o" if sparse else None)
+    for step, last in ended:
+        ax.plot([step], [100 * last], "x", color=colour, markersize=10, mew=2)
+        ax.axvline(step, color=colour, lw=0.8, ls=":")
 
 
-def _total(runs: Mapping[Any, Mapping[str, Any]]) -> int:
-    return max(Run.of(h).steps for h in runs.values())
+def _total(by_seed: Mapping[int, Mapping[Any, Mapping[str, Any]]]) -> int:
+    return max(Run.of(h).steps for runs in by_seed.values() for h in runs.values())
 
 
-def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_data: bool = True) -> Figure:
+def _first(by_seed: Mapping[int, Mapping[Any, Mapping[str, Any]]]) -> Mapping[str, Any]:
+    return next(iter(next(iter(by_seed.values())).values()))
+
+
+def fig1_accuracy(by_seed: Mapping[int, Mapping[tuple[str, float], Mapping[str, Any]]],
+                  paper_data: bool = True) -> Figure:
     """Figure 1(a, b): training and test accuracy (%) vs steps, Standard vs +BN at each learning rate,
-    stacked, with the paper's curves (Fig. 1a: one training batch of 128; Fig. 1b: the test set) at LR 0.1, 0.5."""
-    lrs = sorted({lr for _, lr in runs})
+    stacked; each line the mean of the seeds in `by_seed` ({seed: {(norm, lr): run}}) with their spread,
+    beside the paper's curves (Fig. 1a: one training batch of 128; Fig. 1b: the test set) at LR 0.1, 0.5."""
+    keys = sorted(next(iter(by_seed.values())), key=lambda k: (k[1], k[0]))
+    lrs = sorted({lr for _, lr in keys})
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(2, 1, figsize=(7, 8.6))
     for ax, split, title in zip(axes, ("train", "test"), ("(a) Training accuracy", "(b) Test accuracy"),
                                 strict=True):
-        for (norm, lr), history in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for norm, lr in keys:
             colour = PAPER_LR05.get(norm, COLOURS[norm]) if lr == 0.5 else COLOURS[norm]
             style = "-" if lr in (0.1, 0.5) else styles[lrs.index(lr) % 4]  # dashed is for the paper's curves
-            _draw_accuracy(ax, history, split, f"{label(norm)}, LR={lr:g}", colour, style)
+            _draw_accuracy(ax, [runs[(norm, lr)] for runs in by_seed.values()], split, f"{label(norm)}, LR={lr:g}",
+                           colour, style)
             if paper_data and norm in ("none", "batch") and lr in (0.1, 0.5):
                 name = "fig1a_train_acc" if split == "train" else "fig1b_test_acc"
                 series = f"{'standard' if norm == 'none' else 'bn'}_lr{lr:g}"
                 overlay.line(ax, paper.curve(name, series), name, f"{label(norm)}, LR={lr:g}",
-                             COLOURS[norm] if lr == 0.1 else PAPER_LR05[norm], _total(runs))
+                             COLOURS[norm] if lr == 0.1 else PAPER_LR05[norm], _total(by_seed))
         ax.axhline(10, color="grey", lw=0.6, ls=":")
         ax.set_xlabel("Steps (ours)")
         ax.set_ylabel(f"{split.capitalize()} accuracy (%)")
@@ -91,7 +105,7 @@ def fig1_accuracy(runs: Mapping[tuple[str, float], Mapping[str, Any]], paper_dat
             overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, next(iter(runs.values())))
+        overlay.scale_caption(fig, _first(by_seed), seeds=len(by_seed))
     return fig
 
 
@@ -128,8 +142,9 @@ def ridge(ax: Axes, history: Mapping[str, Any], layer: int, unit: int = 0, max_r
 
 
 def distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int], unit: int = 0,
-                  title: str | None = None) -> Figure:
-    """Layer-input distributions (ridge plots): one row per layer, one column per network."""
+                  title: str | None = None, seed: int | None = None) -> Figure:
+    """Layer-input distributions (ridge plots) of one seed's runs: one row per layer, one column per network
+    (a histogram per step is one run's view: averaging seeds would blur the very shifts it shows)."""
     norms = list(runs)
     fig, axes = plt.subplots(len(layers), len(norms), figsize=(3.6 * len(norms), 2.9 * len(layers)), squeeze=False)
     for r, layer in enumerate(layers):
@@ -138,6 +153,7 @@ def distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int], 
             ridge(ax, runs[norm], layer, unit)
             channel = act.units(runs[norm], layer)[unit]
             ax.set_title(f"{label(norm)}\nlayer #{layer}, unit {channel}", fontsize=9)
+    title = ", ".join(t for t in (title, None if seed is None else f"seed {seed}") if t)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -145,38 +161,40 @@ def distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int], 
 
 
 def fig1c(runs: Mapping[tuple[str, float], Mapping[str, Any]], lr: float = 0.1,
-          layers: Sequence[int] = (3, 11), unit: int = 0) -> Figure:
-    """Figure 1(c): a random unit's distribution over training at layers #3 and #11, Standard vs +BN."""
-    return distributions({norm: runs[(norm, lr)] for norm in ("none", "batch")}, layers, unit)
+          layers: Sequence[int] = (3, 11), unit: int = 0, seed: int | None = None) -> Figure:
+    """Figure 1(c): a random unit's distribution over training at layers #3 and #11, Standard vs +BN,
+    for one seed's runs."""
+    return distributions({norm: runs[(norm, lr)] for norm in ("none", "batch")}, layers, unit, seed=seed)
 
 
-def fig2_accuracy(runs: Mapping[str, Mapping[str, Any]], paper_data: bool = True) -> Figure:
-    """Figure 2 (left): training accuracy (%) vs steps for Standard, +BN, +noisy BN (and the control),
-    with the paper's Fig. 2a (one training batch of 128 every 100 steps)."""
+def fig2_accuracy(by_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], paper_data: bool = True) -> Figure:
+    """Figure 2 (left): training accuracy (%) vs steps for Standard, +BN, +noisy BN (and the control), each
+    the mean and spread of the seeds in `by_seed` ({seed: {norm: run}}), with the paper's Fig. 2a (one
+    training batch of 128 every 100 steps)."""
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    for norm, history in runs.items():
-        _draw_accuracy(ax, history, "train", label(norm), COLOURS.get(norm, "black"),
-                       "--" if norm == "noise_only" else "-")
+    for norm in next(iter(by_seed.values())):
+        _draw_accuracy(ax, [runs[norm] for runs in by_seed.values()], "train", label(norm),
+                       COLOURS.get(norm, "black"), "--" if norm == "noise_only" else "-")
         if paper_data and norm in PAPER_SERIES:
             overlay.line(ax, paper.curve("fig2a_train_acc", PAPER_SERIES[norm]), "fig2a_train_acc", label(norm),
-                         COLOURS[norm], _total(runs))
+                         COLOURS[norm], _total(by_seed))
     ax.axhline(10, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="Steps (ours)", ylabel="Training accuracy (%)", ylim=(0, 100))
     overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, next(iter(runs.values())))
+        overlay.scale_caption(fig, _first(by_seed), seeds=len(by_seed))
     return fig
 
 
 def fig2_distributions(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 13),
-                       unit: int = 0) -> Figure:
-    """Figure 2 (right): distributions at layers #2, #9, #13 for each network."""
-    return distributions(runs, layers, unit)
+                       unit: int = 0, seed: int | None = None) -> Figure:
+    """Figure 2 (right): distributions at layers #2, #9, #13 for each network, for one seed's runs."""
+    return distributions(runs, layers, unit, seed=seed)
 
 
 def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 13), kind: str = "step",
-         unit: int = 0, paper_data: bool = True) -> Figure:
+         unit: int = 0, paper_data: bool = True, seed: int | None = None) -> Figure:
     """Figure 8, one unit per layer (rows) and moment (columns): (a) kind='step': abs(mu_t+1 - mu_t),
     abs(var_t+1 - var_t) between recorded steps; (b) kind='shift': mu_t - mu_0, var_t - var_0; with the
     paper's Fig. 8a / 8b (one unit, every 100 steps) where it has the layer."""
@@ -205,7 +223,8 @@ def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 1
             ax.set_xlabel("Steps (ours)")
             ax.set_ylabel(ylabels[key])
     overlay.legend(axes[-1, 0])
-    fig.suptitle("(a) change between recorded steps" if kind == "step" else "(b) shift from the first recorded step")
+    title = "(a) change between recorded steps" if kind == "step" else "(b) shift from the first recorded step"
+    fig.suptitle(title if seed is None else f"{title}, seed {seed}")
     fig.tight_layout()
     if paper_data:
         overlay.scale_caption(fig, next(iter(runs.values())))

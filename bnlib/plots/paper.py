@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from bnlib import paper
 from bnlib.paper import Curve
+from bnlib.plots.seeds import seeds_note
 
 STYLE = {"lw": 1.1, "ls": (0, (4, 2)), "alpha": 0.75}
 
@@ -116,9 +117,9 @@ def all_overlays(runs: dict[str, Any], columns: int = 1) -> Figure:
     return fig
 
 
-def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0) -> None:
+def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0, seeds: int = 1) -> None:
     """Say under the figure which scale differs from the paper's: dataset, width and steps (VGG), or
-    points and steps (DLN), read from one of the runs drawn."""
+    points and steps (DLN), read from one of the runs drawn; and, for `seeds` > 1, how seeds are drawn."""
     c = history["config"]
     if c["model"] == "vgg":
         width = "full" if c["width"] == 1 else f"{c['width']:.3g} x"
@@ -128,5 +129,5 @@ def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0) -> No
     else:
         ours = f"{c['dln_points']} points, {c['steps']} full-batch steps"
         theirs = "1000 points, 10,000 full-batch steps"
-    fig.text(0.5, y, f"Scale: ours {ours} (bottom axis); the paper's {theirs} (top axis).", ha="center", va="top",
-             fontsize=9, wrap=True)
+    note = f"Scale: ours {ours} (bottom axis); the paper's {theirs} (top axis). {seeds_note(seeds)}"
+    fig.text(0.5, y, note.strip(), ha="center", va="top", fontsize=9, wrap=True)

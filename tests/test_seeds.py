@@ -1,0 +1,84 @@
+"""Seeds behind every canonical run, and the process pool that trains them side by side."""
+
+import numpy as np
+import pytest
+import torch
+
+from bnlib import checks, pool, profiles, report, runs
+from bnlib.checks import BadParameter
+from bnlib.experiments import distributions, scaling
+from bnlib.plots import seeds as seed_plots
+from bnlib.train import train
+
+
+def test_profiles_carry_seeds_and_a_chapter_may_choose_others():
+    assert profiles.seeds("cpu") == (0, 1, 2)
+    assert profiles.seeds("smoke") == (0,)
+    assert profiles.seeds("smoke", [3, 4]) == (3, 4)
+    with pytest.raises(BadParameter, match=r"seeds must not repeat a seed"):
+        profiles.seeds("cpu", (1, 1))
+    with pytest.raises(BadParameter, match=r"seeds must be a list or tuple"):
+        profiles.seeds("cpu", 3)
+    with pytest.raises(BadParameter, match=r"seeds\[1\] must be an int"):
+        checks.chapter(7, profile="smoke", dataset="auto", seeds=[0, -1])
+    with pytest.raises(BadParameter, match="profile field 'seeds'"):
+        profiles.PROFILES["smoke"].replace(seeds=())
+
+
+def test_a_chapter_plan_spans_its_seeds():
+    one = distributions.chapter1_plan("smoke", "synthetic")
+    two = distributions.chapter1_plan("smoke", "synthetic", seeds=(0, 5))
+    assert len({runs.run_key(c, p) for c, p in two}) == 2 * len({runs.run_key(c, p) for c, p in one})
+    assert {c.seed for c, _ in two} == {0, 5}
+
+
+def test_spread_draws_every_seed_not_the_first():
+    curves = [(np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])), (np.array([0, 1, 2, 3]), np.array([3.0, 0.0, 5.0, 7.0]))]
+    x, mean, low, high = seed_plots.spread(curves)
+    assert list(x) == [0, 1, 2, 3]
+    assert list(low) == [1.0, 0.0, 3.0, 7.0] and list(high) == [3.0, 2.0, 5.0, 7.0]
+    assert list(mean) == [2.0, 1.0, 4.0, 7.0]  # step 3: only the longer seed (the other ended, e.g. diverged)
+
+
+def test_report_spread_says_mean_range_and_missing_seeds():
+    assert report.spread([0.5]) == "0.5"
+    assert report.spread([1.0, 2.0, 4.0], "{:.1f}") == "2.3 (1.0 to 4.0)"
+    assert report.spread([1.0, float("nan")], "{:.1f}") == "1.0 (1.0 to 1.0); 1 seed(s) n/a"
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_pool_returns_results_in_job_order():
+    assert pool.map_jobs([(_square, (k,)) for k in range(5)], workers=2) == [0, 1, 4, 9, 16]
+    assert pool.map_jobs([(_square, (3,))], workers=1) == [9]
+    with pytest.raises(BadParameter, match="workers must be an int"):
+        pool.map_jobs([(_square, (3,))], workers=0)
+
+
+def test_train_all_trains_what_is_missing_once_and_as_a_run_alone_would(tiny_vgg, tiny_dln, cache):
+    planned = [(tiny_vgg, []), (tiny_dln, []), (tiny_vgg, [])]
+    assert runs.train_all(planned, workers=2) == 2  # the repeat trains once
+    assert runs.is_cached(tiny_vgg) and runs.is_cached(tiny_dln)
+    assert runs.train_all(planned, workers=2) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, pool.cores() // 2))  # what each of the two workers had
+    try:
+        alone = train(tiny_vgg, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(runs.run(tiny_vgg)["step_loss"], alone["step_loss"])
+
+
+def test_escape_steps_are_read_from_the_rolling_batch_accuracy():
+    acc = np.r_[np.full(40, 0.1), np.full(40, 0.3), np.full(40, 0.9)]
+    assert scaling.first_step_at(acc, 0.2) == 40 + 12  # the 25-step mean passes 0.2 halfway into the rise
+    assert scaling.first_step_at(acc, 0.95) is None
+    assert np.allclose(scaling.rolling(np.ones(30)), 1.0)
+
+
+def test_the_signal_shrinks_through_the_standard_vgg_at_initialisation():
+    stds = scaling.init_signal(1 / 16, dataset="synthetic", n=64)
+    assert len(stds) == 14  # 13 conv blocks and the logits
+    assert stds[12] < stds[0] / 10  # orders of magnitude lost over 13 ReLU blocks at Glorot init
