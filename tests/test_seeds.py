@@ -33,7 +33,8 @@ def test_a_chapter_plan_spans_its_seeds():
 
 
 def test_spread_draws_every_seed_not_the_first():
-    curves = [(np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])), (np.array([0, 1, 2, 3]), np.array([3.0, 0.0, 5.0, 7.0]))]
+    curves = [(np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])),
+              (np.array([0, 1, 2, 3]), np.array([3.0, 0.0, 5.0, 7.0]))]
     x, mean, low, high = seed_plots.spread(curves)
     assert list(x) == [0, 1, 2, 3]
     assert list(low) == [1.0, 0.0, 3.0, 7.0] and list(high) == [3.0, 2.0, 5.0, 7.0]
