@@ -238,11 +238,21 @@ def _chapter6(p: dict[str, Any]) -> None:
     check_optional_int("draws", p.pop("draws"))
 
 
+def _chapter8(p: dict[str, Any]) -> None:
+    widths = check_sequence("widths", p.pop("widths"))
+    for i, w in enumerate(widths):
+        check_number(f"widths[{i}]", w, 0, WIDTH_MAX, low_open=True)
+    check_seeds("search_seeds", p.pop("search_seeds"))
+    check_int("max_steps", p.pop("max_steps"), 25)
+    check_bool("rerun", p.pop("rerun"))
+
+
 def _no_more(p: dict[str, Any]) -> None:
     """Chapter 7 has only the common parameters."""
 
 
-CHAPTERS = {1: _chapter1, 2: _chapter2, 3: _chapter3, 4: _chapter4, 5: _chapter5, 6: _chapter6, 7: _no_more}
+CHAPTERS = {1: _chapter1, 2: _chapter2, 3: _chapter3, 4: _chapter4, 5: _chapter5, 6: _chapter6, 7: _no_more,
+            8: _chapter8}
 
 
 def chapter(number: int, **params: Any) -> None:

@@ -12,24 +12,25 @@ from bnlib import data as bdata
 from bnlib.profiles import Profile, resolve
 
 
-def setup_summary(profile: Profile | str | None, dataset: str = "auto") -> str:
-    """One Markdown paragraph naming the profile, the dataset actually used, and the device."""
+def setup_summary(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> str:
+    """One Markdown paragraph naming the profile, the seeds, the dataset actually used, and the device."""
     p = resolve(profile)
+    seeds = p.seeds if seeds is None else tuple(seeds)
     name = bdata.resolve_name(dataset)
     source = bdata._fetch_cached(name, True)[1]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     width = f"{p.vgg_width:g}x VGG-16 widths" if p.vgg_width != 1 else "full VGG-16 widths"
-    seeds = f"seed {p.seeds[0]}" if len(p.seeds) == 1 else f"seeds {', '.join(map(str, p.seeds))}"
+    seeds = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
     return (f"**How this page was computed.** Profile `{p.name}` ({width}, {p.vgg_steps} SGD steps of batch "
             f"{p.batch_size}; DLN {p.dln_steps} full-batch steps on {p.dln_points} points; every run at {seeds}) "
             f"on **{source}**, device: {device}, torch {torch.__version__}. The paper used CIFAR-10 at profile "
             f"`paper`.")
 
 
-def show_setup(profile: Profile | str | None, dataset: str = "auto") -> Any:
+def show_setup(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> Any:
     from IPython.display import Markdown
 
-    return Markdown(setup_summary(profile, dataset))
+    return Markdown(setup_summary(profile, dataset, seeds))
 
 
 # ---- claims: the one place they are rendered (HTML for the pages, Markdown and text elsewhere) ----

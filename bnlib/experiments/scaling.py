@@ -13,17 +13,19 @@ import argparse
 import csv
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bnlib import checks, pool
+from bnlib.record import Run
 from bnlib.train import RunConfig, build_task, train
 
 WINDOW = 25  # training batches in the rolling accuracy (the issue's and the figures' smoothing)
 LEVELS = (0.2, 0.5)  # "left chance" and "trains": rolling training-batch accuracy thresholds
+MEASURED = Path(__file__).resolve().parent.parent / "measured" / "escape_search.csv"  # README beside it
 FIELDS = ("width", "seed", "max_steps", "steps_to_20", "steps_to_50", "acc_at_end", "steps_run", "seconds")
 
 
@@ -93,6 +95,27 @@ def init_signal(width: float, seed: int = 0, dataset: str = "auto", n: int = 256
     return stds
 
 
+def shape_check(by_seed: Mapping[int, Mapping[tuple[str, float], Run]]) -> list[dict[str, object]]:
+    """The paper's Figure 1 shape, one row per seed of {seed: {(norm, lr): run}} (LR 0.1 and 0.5): Standard
+    at LR 0.1 passes 50% (25-step training-batch accuracy) within a third of the run, BatchNorm is ahead
+    at a tenth of it, Standard at LR 0.5 never leaves chance (never above 20%) and BatchNorm at 0.5 trains."""
+    rows = []
+    for seed, runs in by_seed.items():
+        acc = {key: rolling(run.step_acc()) for key, run in runs.items()}  # a diverged run: chance from then on
+        steps = runs[("none", 0.1)].steps
+        early = steps // 10
+        std50 = first_step_at(runs[("none", 0.1)].step_acc(), LEVELS[1])
+        rows.append({
+            "seed": seed, "Standard LR 0.1: steps to 50%": std50 if std50 is not None else "never",
+            "by a third of the run": "yes" if std50 is not None and std50 <= steps // 3 else "NO",
+            f"at step {early}: BN / Standard (%)": f"{100 * acc[('batch', 0.1)][early]:.0f} / "
+                                                   f"{100 * acc[('none', 0.1)][early]:.0f}",
+            "Standard LR 0.5: highest (%)": f"{100 * np.nanmax(acc[('none', 0.5)]):.0f}"
+                                            + ("" if runs[("none", 0.5)].diverged_at is None else " (diverged)"),
+            "BN LR 0.5: last (%)": f"{100 * acc[('batch', 0.5)][-1]:.0f}"})
+    return rows
+
+
 def write_csv(rows: Sequence[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
@@ -107,6 +130,11 @@ def read_csv(path: Path) -> list[dict]:
         return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def measured() -> list[dict]:
+    """The search as measured for the book (bnlib/measured/README.md says how, where and when)."""
+    return read_csv(MEASURED)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bnlib.experiments.scaling",
                                      description="Steps a Standard VGG needs to leave chance, per width and seed.")
@@ -115,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--dataset", default="auto")
     parser.add_argument("--workers", type=int, default=None, help="concurrent runs (default: one per core)")
-    parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    parser.add_argument("--out", type=Path, default=MEASURED, help=f"CSV file to write (default: {MEASURED})")
     args = parser.parse_args(argv)
     rows = search(args.widths, args.seeds, args.max_steps, args.dataset, args.workers)
     write_csv(rows, args.out)
