@@ -251,10 +251,87 @@ def test_figures_draw_from_real_runs():
                            eval_every=3)
         runs[(norm, 1e-3)] = train(config, [ics.ICSProbe(2, [2, 4]), ActivationProbe(2, [1, 3])], device="cpu",
                                    progress=False)
-    fig = ics_plots.fig3_dln(runs, layers=(2, 4))
+    fig = ics_plots.fig3_dln({0: runs}, layers=(2, 4))
     assert len(fig.axes) == 5 and fig.axes[1].get_yscale() == "log" and len(fig.axes[2].lines) >= 2
-    fig9 = ics_plots.fig9(runs, lr=1e-3, layers=(1, 3))
-    assert len(fig9.axes) == 4
+    fig9 = ics_plots.fig9(runs, 7, lr=1e-3, layers=(1, 3))
+    assert len(fig9.axes) == 4 and "seed 7" in fig9._suptitle.get_text()
     with pytest.raises(ValueError, match="no DLN runs at lr"):
-        ics_plots.fig9(runs, lr=0.5)
+        ics_plots.fig9(runs, 0, lr=0.5)
+    with pytest.raises(ValueError, match="keyed by seed"):
+        ics_plots.fig3_dln(runs, layers=(2, 4))  # one seed's runs, not {seed: runs}
     plt.close("all")
+
+
+def _seeded_runs(l2: list[float], acc: list[float]) -> dict:
+    """One seed's VGG runs: Standard with ||G - G'|| = l2[i] (cos = l2[i] / 10) and training accuracy acc[i] at
+    step 10 * i; BN at a tenth of Standard's l2 (one fixed value per step, so every seed's curve is known)."""
+    def history(scale: float) -> dict:
+        records = [{"step": 10 * i, "layers": [5, 10], "l2": [scale * v] * 2, "cos": [v / 10] * 2,
+                    "g_norm": [1.0] * 2, "gp_norm": [1.0] * 2} for i, v in enumerate(l2)]
+        evals = [{"step": 10 * i, "train_acc": a} for i, a in enumerate(acc)]
+        return {"config": {"model": "vgg", "steps": 10 * len(l2)}, "evals": evals, "probes": {"ics": records}}
+
+    return {("none", 0.1): history(1.0), ("batch", 0.1): history(0.1)}
+
+
+def _band(ax, colour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, lowest, highest) of the one shaded band drawn in `colour` on `ax`."""
+    from matplotlib.colors import to_rgb
+
+    (band,) = [c for c in ax.collections if np.allclose(c.get_facecolor()[0][:3], to_rgb(colour))]
+    xy = band.get_paths()[0].vertices
+    xs = np.unique(xy[:, 0])
+    return xs, np.array([xy[xy[:, 0] == x, 1].min() for x in xs]), np.array([xy[xy[:, 0] == x, 1].max() for x in xs])
+
+
+def test_fig3_draws_the_mean_and_band_of_every_seed_not_the_first():
+    """Two seeds whose curves cross: the line is their mean and the band their per-step min and max, so a
+    figure that drew only the first seed (or the first seed as the band's edge) fails here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bnlib.plots import ics as ics_plots
+    from bnlib.plots.distributions import COLOURS
+
+    l2 = {0: [1.0, 4.0, 2.0, 8.0], 1: [3.0, 2.0, 6.0, 4.0]}  # seed 0 is lower at some steps, higher at others
+    acc = {0: [0.1, 0.5, 0.3, 0.9], 1: [0.2, 0.3, 0.7, 0.6]}
+    runs = {seed: _seeded_runs(l2[seed], acc[seed]) for seed in (0, 1)}
+    fig = ics_plots.fig3_vgg(runs, layers=(5, 10), paper_data=False)
+    progress, ax_l2, ax_cos = fig.axes[:3]
+    steps = np.array([0, 10, 20, 30])
+    for ax, per_seed in ((progress, {s: 100 * np.array(v) for s, v in acc.items()}),
+                         (ax_l2, {s: np.array(v) for s, v in l2.items()}),
+                         (ax_cos, {s: np.array(v) / 10 for s, v in l2.items()})):
+        values = np.stack([per_seed[0], per_seed[1]])
+        (line,) = [ln for ln in ax.lines if ln.get_label().startswith("Standard (")]
+        assert line.get_label() == "Standard (mean of 2 seeds)"
+        assert np.allclose(line.get_xdata(), steps) and np.allclose(line.get_ydata(), values.mean(axis=0))
+        x, low, high = _band(ax, COLOURS["none"])
+        assert np.allclose(x, steps) and np.allclose(low, values.min(axis=0)) and np.allclose(high, values.max(axis=0))
+    _, low, high = _band(ax_l2, COLOURS["batch"])  # BN's band too: a tenth of Standard's
+    assert np.allclose(low, 0.1 * np.minimum(l2[0], l2[1])) and np.allclose(high, 0.1 * np.maximum(l2[0], l2[1]))
+    assert any("mean of 2 seeds" in t.get_text() and "Seeds: 0, 1" in t.get_text() for t in fig.texts)
+
+    one = ics_plots.fig3_vgg({1: runs[1]}, layers=(5, 10), paper_data=False)  # one seed: its line, no band
+    (line,) = [ln for ln in one.axes[1].lines if ln.get_label() == "Standard"]
+    assert np.allclose(line.get_ydata(), l2[1]) and not one.axes[1].collections and not one.texts
+    plt.close("all")
+
+
+def test_medians_table_gives_the_mean_and_range_over_seeds():
+    from bnlib.experiments import ics as experiment
+
+    runs = {seed: _seeded_runs(v, [0.1] * 4) for seed, v in {0: [1.0, 4.0, 2.0, 8.0], 1: [3.0, 2.0, 6.0, 4.0]}.items()}
+    rows = experiment.medians_table(runs, (5,), label=str.upper)
+    assert [(r["network"], r["LR"], r["layer"]) for r in rows] == [("BATCH", "0.1", "#5"), ("NONE", "0.1", "#5")]
+    # Standard's median l2: seed 0 -> 3, seed 1 -> 3.5
+    assert rows[1]["‖G − G′‖"] == "3.25 (3 to 3.5)" and rows[1]["‖G‖"] == "1 (1 to 1)"
+    assert experiment.medians_table({0: runs[0]}, (5,))[1]["‖G − G′‖"] == "3"
+    assert experiment.spread([1.0, float("nan"), 3.0]) == "2 (1 to 3); 1 seed(s) n/a"
+    assert experiment.spread([float("nan")]) == "nan"
+    assert experiment.table_caption("VGG", (0,)) == "VGG, seed 0."
+    assert "seeds 0, 2" in experiment.table_caption("VGG", (0, 2))
+    with pytest.raises(ValueError, match="at least one seed"):
+        experiment.medians_table({}, (5,))

@@ -109,6 +109,11 @@ def test_chapter_plans_follow_their_parameters():
     # other layers: runs carrying only an ICS probe, besides the canonical runs of Figure 9 and the claims
     assert len(plan.unique(ics.chapter_plan("smoke", "synthetic", vgg_layers=(2, 3), dln_layers=(3, 4)))) == 16
     assert len(plan.unique(landscape.chapter_plan("smoke", "synthetic", grid_lrs=(0.1, 1.0)))) == 8
+    # every seed trains Figure 3 and the claims' runs; Figure 9 (one seed shown) only the first seed
+    assert len(plan.unique(ics.chapter_plan("smoke", "synthetic", seeds=(0, 1)))) == 16
+    two = plan.unique(ics.chapter_plan("smoke", "synthetic", seeds=(2, 1), dln_lrs=(1e-7,)))
+    assert len(two) == 14 and {c.seed for c, _ in two} == {1, 2}
+    assert {c.seed for c, probes in two if c.model == "dln" and any(p.name == "activations" for p in probes)} == {2}
     assert len(plan.unique(lp.chapter_plan("smoke", "synthetic"))) == 10
 
 

@@ -7,7 +7,7 @@ only an ICS probe for those layers, at the same cadence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,16 +88,54 @@ def medians(run: Run, layer: int) -> dict[str, float]:
             "‖G − G′‖ / ‖G‖": float(np.nanmedian(s["l2"] / s["g_norm"])), "cos(G, G′)": float(np.nanmedian(s["cos"]))}
 
 
+def spread(values: Sequence[float], fmt: str = "{:.3g}") -> str:
+    """A table cell for one number per seed: the value for one seed, else the mean and the seeds' range,
+    e.g. '1.68 (1.48 to 1.87)'; NaN values (a seed whose run cannot give the number) are said, not averaged."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("spread needs at least one value")
+    finite = [v for v in values if v == v]
+    if len(values) == 1 or not finite:
+        return "nan" if values[0] != values[0] else fmt.format(values[0])
+    text = f"{fmt.format(np.mean(finite))} ({fmt.format(min(finite))} to {fmt.format(max(finite))})"
+    return text if len(finite) == len(values) else f"{text}; {len(values) - len(finite)} seed(s) n/a"
+
+
+def table_caption(what: str, seeds: Sequence[int]) -> str:
+    """The caption of a `medians_table`: what it shows, at which seed(s), and how several are summarised."""
+    if len(seeds) == 1:
+        return f"{what}, seed {seeds[0]}."
+    return f"{what}, seeds {', '.join(map(str, seeds))}: each cell is the mean over the seeds (lowest to highest)."
+
+
+def medians_table(runs: Mapping[int, Mapping[tuple[str, float], Run]], layers: Sequence[int],
+                  label: Callable[[str], str] = str) -> list[dict[str, Any]]:
+    """Rows for `report.table`: one per (network, lr, layer), each statistic of `medians` as its `spread`
+    over the seeds of `runs` ({seed: {(norm, lr): record}}), the higher learning rate first; `label` names
+    a norm (the figures' `plots.label`)."""
+    if not runs:
+        raise ValueError("runs must map at least one seed to its {(norm, lr): record} runs")
+    keys = sorted({key for by_key in runs.values() for key in by_key}, key=lambda k: (-k[1], k[0]))
+    rows = []
+    for norm, lr in keys:
+        for layer in layers:
+            per_seed = [medians(by_key[(norm, lr)], layer) for by_key in runs.values() if (norm, lr) in by_key]
+            rows.append({"network": label(norm), "LR": f"{lr:g}", "layer": f"#{layer}",
+                         **{stat: spread([m[stat] for m in per_seed]) for stat in per_seed[0]}})
+    return rows
+
+
 def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
                  vgg_lrs: Sequence[float] = VGG_LRS, dln_lrs: Sequence[float] = DLN_LRS,
                  vgg_layers: Sequence[int] = VGG_LAYERS, dln_layers: Sequence[int] = DLN_LAYERS) -> list[Planned]:
-    """Every run chapter 3 trains, for every seed (None: the profile's): Figure 3 for its parameters,
-    Figure 9 (the DLN at the first of `dln_lrs`) and the claim check's runs (the chapter's learning rates,
-    the probe's default layers)."""
-    return [run for seed in profiles.seeds(profile, seeds) for run in (
+    """Every run chapter 3 trains: for every seed (None: the profile's) Figure 3 for its parameters and the
+    claim check's runs (the chapter's learning rates, the probe's default layers); Figure 9 (the DLN at the
+    first of `dln_lrs`) for the first seed only, the one it shows."""
+    chosen = profiles.seeds(profile, seeds)
+    return [*fig9_plan(profile, chosen[0], tuple(dln_lrs)[0]).values(), *(run for seed in chosen for run in (
         *vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
-        *dln_plan(profile, seed, dln_lrs, dln_layers).values(), *fig9_plan(profile, seed, tuple(dln_lrs)[0]).values(),
-        *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values())]
+        *dln_plan(profile, seed, dln_lrs, dln_layers).values(),
+        *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values()))]
 
 
 def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",
