@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from bnlib import report
 from bnlib.models import DLN, VGG
 from bnlib.probes import ics
 from bnlib.probes.base import StepContext, rng_state, set_rng_state
@@ -329,8 +330,8 @@ def test_medians_table_gives_the_mean_and_range_over_seeds():
     # Standard's median l2: seed 0 -> 3, seed 1 -> 3.5
     assert rows[1]["‖G − G′‖"] == "3.25 (3 to 3.5)" and rows[1]["‖G‖"] == "1 (1 to 1)"
     assert experiment.medians_table({0: runs[0]}, (5,))[1]["‖G − G′‖"] == "3"
-    assert experiment.spread([1.0, float("nan"), 3.0]) == "2 (1 to 3); 1 seed(s) n/a"
-    assert experiment.spread([float("nan")]) == "nan"
+    assert report.spread([1.0, float("nan"), 3.0]) == "2 (1 to 3); 1 seed(s) n/a"
+    assert report.spread([float("nan")]) == "nan"
     assert experiment.table_caption("VGG", (0,)) == "VGG, seed 0."
     assert "seeds 0, 2" in experiment.table_caption("VGG", (0, 2))
     with pytest.raises(ValueError, match="at least one seed"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bnlib import plan, profiles
+from bnlib import plan, profiles, report
 from bnlib.experiments import common
 from bnlib.experiments.common import Planned, train_planned
 from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe, ics_series
@@ -88,19 +88,6 @@ def medians(run: Run, layer: int) -> dict[str, float]:
             "‖G − G′‖ / ‖G‖": float(np.nanmedian(s["l2"] / s["g_norm"])), "cos(G, G′)": float(np.nanmedian(s["cos"]))}
 
 
-def spread(values: Sequence[float], fmt: str = "{:.3g}") -> str:
-    """A table cell for one number per seed: the value for one seed, else the mean and the seeds' range,
-    e.g. '1.68 (1.48 to 1.87)'; NaN values (a seed whose run cannot give the number) are said, not averaged."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("spread needs at least one value")
-    finite = [v for v in values if v == v]
-    if len(values) == 1 or not finite:
-        return "nan" if values[0] != values[0] else fmt.format(values[0])
-    text = f"{fmt.format(np.mean(finite))} ({fmt.format(min(finite))} to {fmt.format(max(finite))})"
-    return text if len(finite) == len(values) else f"{text}; {len(values) - len(finite)} seed(s) n/a"
-
-
 def table_caption(what: str, seeds: Sequence[int]) -> str:
     """The caption of a `medians_table`: what it shows, at which seed(s), and how several are summarised."""
     if len(seeds) == 1:
@@ -121,7 +108,7 @@ def medians_table(runs: Mapping[int, Mapping[tuple[str, float], Run]], layers: S
         for layer in layers:
             per_seed = [medians(by_key[(norm, lr)], layer) for by_key in runs.values() if (norm, lr) in by_key]
             rows.append({"network": label(norm), "LR": f"{lr:g}", "layer": f"#{layer}",
-                         **{stat: spread([m[stat] for m in per_seed]) for stat in per_seed[0]}})
+                         **{stat: report.spread([m[stat] for m in per_seed]) for stat in per_seed[0]}})
     return rows
 
 

@@ -155,13 +155,8 @@ def fig3(runs: SeedRuns, layers: Sequence[int], model: str, paper_data: bool = T
         _titles(axes[r], lr, layers, model)
     overlay.legend(grid[-1, 0])
     fig.tight_layout()
-    y = 0.0
-    if len(runs) > 1:  # one unwrapped line under the figure; the scale line goes under it
-        fig.text(0.5, y, f"{spread.seeds_note(len(runs))} Seeds: {', '.join(map(str, runs))}.", ha="center",
-                 va="top", fontsize=9)
-        y -= 14 / 72 / fig.get_figheight()
     if paper_data:
-        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), y)
+        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), seeds=len(runs))
     return fig
 
 
