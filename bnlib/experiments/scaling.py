@@ -26,7 +26,7 @@ from bnlib.train import RunConfig, build_task, train
 WINDOW = 25  # training batches in the rolling accuracy (the issue's and the figures' smoothing)
 LEVELS = (0.2, 0.5)  # "left chance" and "trains": rolling training-batch accuracy thresholds
 MEASURED = Path(__file__).resolve().parent.parent / "measured" / "escape_search.csv"  # README beside it
-FIELDS = ("width", "seed", "max_steps", "steps_to_20", "steps_to_50", "acc_at_end", "steps_run", "seconds")
+FIELDS = ("width", "seed", "layout", "max_steps", "steps_to_20", "steps_to_50", "acc_at_end", "steps_run", "seconds")
 
 
 def rolling(acc: np.ndarray, window: int = WINDOW) -> np.ndarray:
@@ -70,7 +70,8 @@ def escape(width: float, seed: int, max_steps: int, dataset: str = "auto", lr: f
             acc = history["step_acc"][:done].numpy()
             if history["diverged_at"] is not None or first_step_at(acc, LEVELS[1]) is not None:
                 break
-    return {"width": width, "seed": seed, "max_steps": max_steps,
+    layout = "channels_last" if history["execution"]["channels_last"] else "contiguous"
+    return {"width": width, "seed": seed, "layout": layout, "max_steps": max_steps,
             "steps_to_20": first_step_at(acc, LEVELS[0]), "steps_to_50": first_step_at(acc, LEVELS[1]),
             "acc_at_end": float(rolling(acc)[-1]) if len(acc) else float("nan"), "steps_run": int(len(acc)),
             "seconds": round(time.perf_counter() - began, 1)}
@@ -124,8 +125,13 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
 
 
 def read_csv(path: Path) -> list[dict]:
-    def value(text: str) -> float | int | None:
-        return None if text == "" else float(text) if "." in text or "e" in text else int(text)
+    def value(text: str) -> float | int | str | None:
+        if text == "":
+            return None
+        try:
+            return float(text) if "." in text or "e" in text else int(text)
+        except ValueError:
+            return text
     with open(path, newline="") as f:
         return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 

@@ -24,22 +24,28 @@ def signal_figure(stds: Mapping[float, Sequence[float]]) -> Figure:
     return fig
 
 
-def escape_figure(rows: Sequence[Mapping[str, float | int | None]], run_steps: int | None = None) -> Figure:
-    """Steps until the rolling training-batch accuracy passes 50%, per width (one dot per seed; a hollow
-    triangle at the cap for a seed that never got there), with a third of the chosen run length."""
+def escape_figure(rows: Sequence[Mapping[str, float | int | str | None]], run_steps: int | None = None) -> Figure:
+    """Steps until the rolling training-batch accuracy passes 50%, per width: one marker per seed (a
+    square for the plain memory layout, a hollow triangle at the cap for a seed that never got there),
+    with a third of the chosen run length."""
     fig, ax = plt.subplots(figsize=(7, 4.4))
     widths = sorted({float(r["width"]) for r in rows})
-    labels = {"hit": "a seed: steps to 50%", "miss": "a seed still below 50% at the cap"}
+    styles = {("channels_last", True): ("o", "tab:blue", "a seed (channels-last layout, the default)"),
+              ("contiguous", True): ("s", "tab:grey", "the same seed, plain layout"),
+              ("channels_last", False): ("^", "tab:red", "a seed still below 50% at its cap"),
+              ("contiguous", False): ("^", "tab:red", "a seed still below 50% at its cap")}
+    shown: set[str] = set()
     for i, width in enumerate(widths):
         mine = [r for r in rows if float(r["width"]) == width]
-        hit = [r["steps_to_50"] for r in mine if r["steps_to_50"] is not None]
-        miss = [r["steps_run"] for r in mine if r["steps_to_50"] is None]
-        jitter = np.linspace(-0.12, 0.12, max(1, len(mine)))
-        ax.plot(i + jitter[:len(hit)], hit, "o", color="tab:blue", label=labels.pop("hit", None) if hit else None)
-        if miss:
-            ax.plot(i + jitter[len(hit):], miss, "^", mfc="none", color="tab:red", label=labels.pop("miss", None))
+        for k, r in enumerate(mine):
+            hit = r["steps_to_50"] is not None
+            marker, colour, text = styles[(str(r.get("layout", "channels_last")), hit)]
+            ax.plot(i + 0.3 * (k / max(1, len(mine) - 1) - 0.5), r["steps_to_50"] if hit else r["steps_run"],
+                    marker, color=colour, mfc=colour if hit else "none", ms=8,
+                    label=None if text in shown else text)
+            shown.add(text)
     if run_steps:
-        ax.axhline(run_steps / 3, color="grey", ls="--", label=f"a third of the cpu profile's {run_steps} steps")
+        ax.axhline(run_steps / 3, color="black", ls="--", lw=1, label=f"a third of the cpu profile's {run_steps} steps")
     ax.set_xticks(range(len(widths)), [f"{w:g}" for w in widths])
     ax.set(xlabel="VGG width (x VGG-16's channels)", ylabel="Steps to 50% training accuracy", ylim=(0, None))
     ax.legend(fontsize=10)
