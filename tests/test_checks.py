@@ -41,9 +41,12 @@ def test_every_chapter_checks_all_its_parameters_right_after_the_parameters_cell
 
 
 BAD = [
-    (1, {"seed": "abc"}, r"seed must be an int in \[0, 4294967295\], got 'abc' \(str\)"),
-    (1, {"seed": 1.5}, r"seed must be an int .*got 1.5 \(float\)"),
-    (1, {"seed": True}, r"seed must be an int .*\(bool\)"),
+    (1, {"seeds": "abc"}, r"seeds must be a list or tuple of one or more values, got 'abc' \(str\)"),
+    (1, {"seeds": (0, 1.5)}, r"seeds\[1\] must be an int .*got 1.5 \(float\)"),
+    (1, {"seeds": [True]}, r"seeds\[0\] must be an int .*\(bool\)"),
+    (1, {"seeds": (2, 2)}, r"seeds must not repeat a seed, got \(2, 2\)"),
+    (8, {"widths": (0.125, 0)}, r"widths\[1\] must be a finite number in \(0, 64\], got 0"),
+    (8, {"rerun": "yes"}, "rerun must be"),
     (1, {"profile": "huge"}, "unknown profile 'huge'"),
     (1, {"profile": 3}, "profile must be None or one of"),
     (1, {"dataset": "mnist"}, r"unknown dataset 'mnist' \(str\); allowed"),
@@ -73,16 +76,16 @@ def test_a_bad_chapter_parameter_says_what_is_allowed(number, change, message):
 
 
 def test_other_values_a_reader_may_choose_pass():
-    checks.chapter(1, profile="smoke", dataset="synthetic", seed=7, learning_rates=[0.05, 0.1, 1.0], layers=[1, 13],
+    checks.chapter(1, profile="smoke", dataset="synthetic", seeds=[7, 0], learning_rates=[0.05, 0.1, 1.0], layers=[1, 13],
                    unit=3)
-    checks.chapter(2, profile=None, dataset="auto", seed=0, lr=0.02, layers=(1,), unit=0, noise_scales=[0, 8])
+    checks.chapter(2, profile=None, dataset="auto", seeds=None, lr=0.02, layers=(1,), unit=0, noise_scales=[0, 8])
     with pytest.raises(checks.BadParameter, match="chapter 4 has no parameter"):
-        checks.chapter(4, profile=None, dataset="auto", seed=0, grid_lrs=(0.1,), typo=1)
+        checks.chapter(4, profile=None, dataset="auto", seeds=None, grid_lrs=(0.1,), typo=1)
 
 
-def test_papermill_with_a_bad_seed_fails_with_the_clear_message(tmp_path):
+def test_papermill_with_bad_seeds_fails_with_the_clear_message(tmp_path):
     result = subprocess.run([str(Path(sys.executable).parent / "papermill"), str(CHAPTERS[0]),
-                             str(tmp_path / "out.ipynb"), "-p", "seed", "abc"],
+                             str(tmp_path / "out.ipynb"), "-y", "seeds: [0, -1]"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0
-    assert "seed must be an int in [0, 4294967295], got 'abc' (str)" in result.stdout + result.stderr
+    assert "seeds[1] must be an int in [0, 4294967295], got -1" in result.stdout + result.stderr
