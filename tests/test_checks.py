@@ -76,8 +76,8 @@ def test_a_bad_chapter_parameter_says_what_is_allowed(number, change, message):
 
 
 def test_other_values_a_reader_may_choose_pass():
-    checks.chapter(1, profile="smoke", dataset="synthetic", seeds=[7, 0], learning_rates=[0.05, 0.1, 1.0], layers=[1, 13],
-                   unit=3)
+    checks.chapter(1, profile="smoke", dataset="synthetic", seeds=[7, 0], learning_rates=[0.05, 0.1, 1.0],
+                   layers=[1, 13], unit=3)
     checks.chapter(2, profile=None, dataset="auto", seeds=None, lr=0.02, layers=(1,), unit=0, noise_scales=[0, 8])
     with pytest.raises(checks.BadParameter, match="chapter 4 has no parameter"):
         checks.chapter(4, profile=None, dataset="auto", seeds=None, grid_lrs=(0.1,), typo=1)
