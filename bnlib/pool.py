@@ -2,7 +2,8 @@
 
 Small convolutions use two threads poorly, so two one-thread runs side by side finish sooner than
 the same runs one after another on two threads. Every job is a module-level function and its
-arguments (workers are spawned, so a notebook's kernel can use the pool too); results come back
+arguments (workers are spawned, so a notebook's kernel can use the pool too; a script must call it
+under `if __name__ == "__main__":`, because each spawned worker imports the script); results come back
 in job order. A run is bitwise reproducible for a given thread count, and a pool always gives each
 worker the same count for the same `workers`, so a rerun reproduces it.
 """
