@@ -16,11 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import ScaledTranslation
 
 from bnlib import paper
 from bnlib.paper import Curve
 
 STYLE = {"lw": 1.1, "ls": (0, (4, 2)), "alpha": 0.75}
+LEGEND_DROP_IN = 0.55  # inches from a panel's bottom edge to its legend: below the tick labels and the x label
 
 
 def twin(ax: Axes, ours_total: int, model: str = "vgg") -> Axes:
@@ -65,8 +67,11 @@ def legend(ax: Axes, ncol: int = 1) -> None:
         more = top.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     if handles:
-        (top or ax).legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=ncol,
-                           fontsize=10, frameon=False)
+        # a fixed distance below the axes (past the tick labels and the x label), not a fraction of the
+        # panel's height: on a short panel -0.17 of it put the legend's first row over the x label
+        below = ax.transAxes + ScaledTranslation(0, -LEGEND_DROP_IN, ax.figure.dpi_scale_trans)
+        (top or ax).legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below,
+                           ncol=ncol, fontsize=10, frameon=False)
 
 
 def scale_note(total: int, model: str = "vgg") -> str:
