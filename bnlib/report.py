@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -156,19 +157,6 @@ def cell(value: Any, fmt: str = "{:.3g}") -> str:
     return str(value).replace("|", "\\|")
 
 
-def spread(values: Sequence[float], fmt: str = "{:.3g}") -> str:
-    """A table cell for one number per seed: the value for one seed, else the mean and the seeds' range,
-    e.g. '81.2 (79.0 to 83.1)'; NaN values (a seed that cannot give the number) are said, not averaged."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("spread needs at least one value")
-    finite = [v for v in values if v == v]
-    if len(values) == 1 or not finite:
-        return cell(values[0], fmt)
-    text = f"{fmt.format(sum(finite) / len(finite))} ({fmt.format(min(finite))} to {fmt.format(max(finite))})"
-    return text if len(finite) == len(values) else f"{text}; {len(values) - len(finite)} seed(s) n/a"
-
-
 def markdown_table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}") -> str:
     """A Markdown table from rows of {column: value}; the first row's keys are the columns."""
     if not rows:
@@ -185,3 +173,56 @@ def table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}", caption: str = ""
     from IPython.display import Markdown
 
     return Markdown((caption + "\n\n" if caption else "") + markdown_table(rows, fmt))
+
+
+# ---- several seeds in one table: the mean and the seeds' range, so no table quietly shows one seed ----
+
+def across_seeds(values: Sequence[float], fmt: str = "{:.3g}") -> str:
+    """One cell for several seeds' values: 'mean [lowest, highest]' (one seed: its value); NaN seeds (a run
+    that cannot give the number) are left out of the mean and counted."""
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    if not finite:
+        return "nan"
+    mean = cell(sum(finite) / len(finite), fmt)
+    text = mean if len(values) == 1 else f"{mean} [{cell(min(finite), fmt)}, {cell(max(finite), fmt)}]"
+    missing = len(values) - len(finite)
+    return text + (f" ({missing} of {len(values)} seeds nan)" if missing else "")
+
+
+def _text_across(values: Mapping[int, Any]) -> str:
+    """Text values (e.g. a run's status) of several seeds: one value when they agree, else each seed's."""
+    distinct = set(map(str, values.values()))
+    if len(distinct) == 1:
+        return distinct.pop()
+    return "; ".join(f"seed {seed}: {value}" for seed, value in values.items())
+
+
+def seed_rows(runs: Mapping[int, Mapping[Any, Any]], measure: Callable[[Any], dict[str, Any]],
+              names: Mapping[Any, str], fmt: str = "{:.3g}", first: str = "network") -> list[dict[str, Any]]:
+    """One row per run of `runs` ({seed: {key: run}}): `names[key]`, then each column of `measure(run)` over the
+    seeds, numbers as `across_seeds`, text as `_text_across`."""
+    if not runs:
+        raise ValueError("runs must map at least one seed to its runs")
+    rows = []
+    for key in next(iter(runs.values())):
+        measured = {seed: measure(r[key]) for seed, r in runs.items()}
+        row: dict[str, Any] = {first: names[key]}
+        for col in next(iter(measured.values())):
+            values = {seed: m[col] for seed, m in measured.items()}
+            numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values())
+            row[col] = across_seeds(list(values.values()), fmt) if numeric else _text_across(values)
+        rows.append(row)
+    return rows
+
+
+def seeds_caption(seeds: Sequence[int]) -> str:
+    """The line above a table of `seed_rows`: which seeds, and how a cell reads."""
+    if len(seeds) == 1:
+        return f"Seed {seeds[0]}."
+    return f"Seeds {', '.join(map(str, seeds))}: each number is their mean [lowest, highest]."
+
+
+def seeds_table(runs: Mapping[int, Mapping[Any, Any]], measure: Callable[[Any], dict[str, Any]],
+                names: Mapping[Any, str], fmt: str = "{:.3g}") -> Any:
+    """Display `seed_rows` as a table, under the line that says how to read it."""
+    return table(seed_rows(runs, measure, names, fmt), caption=seeds_caption(list(runs)))

@@ -57,11 +57,13 @@ def test_papermill_injects_parameters(tmp_path):
     out = tmp_path / "out.ipynb"
     chapter = ROOT / "chapters" / "06_theory_checks.ipynb"
     result = subprocess.run([str(BIN / "papermill"), str(chapter), str(out), "-p", "profile", "smoke",
-                             "-y", "seeds: [3]"], capture_output=True, text=True, timeout=HANG_GUARD_S)
+                             "-y", "seeds: [3, 4]"], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr[-3000:]
     nb = json.loads(out.read_text())
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-    assert injected and "seeds = [3]" in "".join(injected[0]["source"])
+    assert injected and "seeds = [3, 4]" in "".join(injected[0]["source"])
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "(seed 3)" in printed  # chapter 6 trains nothing: the first seed seeds its random draws
 
 
 def _tiny_book(tmp_path: Path, name: str, code: str) -> Path:

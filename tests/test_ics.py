@@ -328,10 +328,10 @@ def test_medians_table_gives_the_mean_and_range_over_seeds():
     rows = experiment.medians_table(runs, (5,), label=str.upper)
     assert [(r["network"], r["LR"], r["layer"]) for r in rows] == [("BATCH", "0.1", "#5"), ("NONE", "0.1", "#5")]
     # Standard's median l2: seed 0 -> 3, seed 1 -> 3.5
-    assert rows[1]["‖G − G′‖"] == "3.25 (3 to 3.5)" and rows[1]["‖G‖"] == "1 (1 to 1)"
+    assert rows[1]["‖G − G′‖"] == "3.25 [3, 3.5]" and rows[1]["‖G‖"] == "1 [1, 1]"
     assert experiment.medians_table({0: runs[0]}, (5,))[1]["‖G − G′‖"] == "3"
-    assert report.spread([1.0, float("nan"), 3.0]) == "2 (1 to 3); 1 seed(s) n/a"
-    assert report.spread([float("nan")]) == "nan"
+    assert report.across_seeds([1.0, float("nan"), 3.0]) == "2 [1, 3] (1 of 3 seeds nan)"
+    assert report.across_seeds([float("nan")]) == "nan"
     assert experiment.table_caption("VGG", (0,)) == "VGG, seed 0."
     assert "seeds 0, 2" in experiment.table_caption("VGG", (0, 2))
     with pytest.raises(ValueError, match="at least one seed"):

@@ -71,3 +71,16 @@ def test_markdown_table_escapes_pipes_in_headers_and_cells():
     assert header == r"| mean \|Δμ\| | network |"
     assert rule == "|---|---|"
     assert row == r"| 0.5 | a\|b |"
+
+
+def test_seed_rows_give_the_mean_and_range_of_every_seed_and_say_which_seed_differs():
+    runs = {0: {"a": {"x": 1.0, "s": "ok"}, "b": {"x": 2.0, "s": "ok"}},
+            1: {"a": {"x": 3.0, "s": "ok"}, "b": {"x": float("nan"), "s": "diverged"}}}
+    rows = report.seed_rows(runs, lambda run: dict(run), {"a": "A", "b": "B"})
+    assert rows[0] == {"network": "A", "x": "2 [1, 3]", "s": "ok"}
+    assert rows[1] == {"network": "B", "x": "2 [2, 2] (1 of 2 seeds nan)", "s": "seed 0: ok; seed 1: diverged"}
+    assert report.seed_rows({5: runs[0]}, lambda run: dict(run), {"a": "A", "b": "B"})[0]["x"] == "1"
+    assert report.seeds_caption([0, 1]).startswith("Seeds 0, 1: each number is their mean")
+    assert report.seeds_caption([4]) == "Seed 4."
+    with pytest.raises(ValueError, match="at least one seed"):
+        report.seed_rows({}, dict, {})

@@ -41,10 +41,10 @@ def test_spread_draws_every_seed_not_the_first():
     assert list(mean) == [2.0, 1.0, 4.0, 7.0]  # step 3: only the longer seed (the other ended, e.g. diverged)
 
 
-def test_report_spread_says_mean_range_and_missing_seeds():
-    assert report.spread([0.5]) == "0.5"
-    assert report.spread([1.0, 2.0, 4.0], "{:.1f}") == "2.3 (1.0 to 4.0)"
-    assert report.spread([1.0, float("nan")], "{:.1f}") == "1.0 (1.0 to 1.0); 1 seed(s) n/a"
+def test_a_table_cell_over_seeds_says_mean_range_and_missing_seeds():
+    assert report.across_seeds([0.5]) == "0.5"
+    assert report.across_seeds([1.0, 2.0, 4.0], "{:.1f}") == "2.3 [1.0, 4.0]"
+    assert report.across_seeds([1.0, float("nan")], "{:.1f}") == "1.0 [1.0, 1.0] (1 of 2 seeds nan)"
 
 
 def _square(x: int) -> int:

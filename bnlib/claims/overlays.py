@@ -3,11 +3,13 @@
 Runs and the paper differ in length, so both are put on the fraction of training (0..1) and compared
 at matched fractions: the mean absolute gap in accuracy points, in decades for the quantities the
 paper plots on log axes (losses, ICS, landscape), in plain units for cosines. Chapter 07 draws them.
+Our runs come keyed by seed ({seed: Runs}): the distance is measured for every seed, so a gap that
+one seed opens and another closes shows in the table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from bnlib import paper
 from bnlib.claims import stats as st
 from bnlib.paper import Curve
 
-Runs = dict[str, Any]  # {"vgg": {(norm, lr): history}, "dln": {norm: history}}
+Runs = dict[str, Any]  # one seed's runs: {"vgg": {(norm, lr): history}, "dln": {norm: history}}
 COLOURS = {"none": "tab:blue", "batch": "tab:orange", "noisy": "tab:green", "l1": "tab:green", "l2": "tab:red",
            "linf": "tab:purple"}
 NAMES = {"none": "Standard", "batch": "+BN", "noisy": '+"noisy" BN', "l1": "+l1", "l2": "+l2", "linf": "+l_inf"}
@@ -113,11 +115,21 @@ def canonical_runs(profile: Any = None, dataset: str = "auto", seed: int = 0) ->
     return {"vgg": vgg, "dln": lp.dln_runs(profile, seed)}
 
 
-def distances(runs: Runs) -> list[dict[str, Any]]:
-    """Per pair: panel, network, the mean gap at 20 matched fractions of training, and its unit."""
+def distances(runs: Mapping[int, Runs]) -> list[dict[str, Any]]:
+    """Per pair: panel, network, the mean gap at 20 matched fractions of training for each seed of `runs`
+    ({seed: Runs}; column "seed N"), their mean over the seeds (with more than one), and the unit."""
+    if not runs:
+        raise ValueError("runs must map at least one seed to its canonical runs ({seed: Runs})")
     rows = []
     for p in pairs():
-        ours, total = p.ours(runs)
-        d = st.distance(ours, total, p.theirs(), paper.TOTAL_STEPS[p.model], log=p.unit == "decades")
-        rows.append({"panel": p.panel, "network": NAMES[p.network], "distance": d, "unit": UNITS[p.unit]})
+        theirs = p.theirs()
+        gaps = {}
+        for seed, r in runs.items():
+            ours, total = p.ours(r)
+            gaps[f"seed {seed}"] = st.distance(ours, total, theirs, paper.TOTAL_STEPS[p.model], log=p.unit == "decades")
+        row: dict[str, Any] = {"panel": p.panel, "network": NAMES[p.network], **gaps}
+        if len(gaps) > 1:
+            finite = [g for g in gaps.values() if np.isfinite(g)]
+            row["mean over seeds"] = float(np.mean(finite)) if finite else float("nan")
+        rows.append({**row, "unit": UNITS[p.unit]})
     return rows

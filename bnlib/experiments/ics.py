@@ -92,7 +92,7 @@ def table_caption(what: str, seeds: Sequence[int]) -> str:
     """The caption of a `medians_table`: what it shows, at which seed(s), and how several are summarised."""
     if len(seeds) == 1:
         return f"{what}, seed {seeds[0]}."
-    return f"{what}, seeds {', '.join(map(str, seeds))}: each cell is the mean over the seeds (lowest to highest)."
+    return f"{what}, seeds {', '.join(map(str, seeds))}: each cell is the mean over the seeds [lowest, highest]."
 
 
 def medians_table(runs: Mapping[int, Mapping[tuple[str, float], Run]], layers: Sequence[int],
@@ -108,7 +108,7 @@ def medians_table(runs: Mapping[int, Mapping[tuple[str, float], Run]], layers: S
         for layer in layers:
             per_seed = [medians(by_key[(norm, lr)], layer) for by_key in runs.values() if (norm, lr) in by_key]
             rows.append({"network": label(norm), "LR": f"{lr:g}", "layer": f"#{layer}",
-                         **{stat: report.spread([m[stat] for m in per_seed]) for stat in per_seed[0]}})
+                         **{stat: report.across_seeds([m[stat] for m in per_seed]) for stat in per_seed[0]}})
     return rows
 
 

@@ -105,7 +105,7 @@ def fig1_accuracy(by_seed: Mapping[int, Mapping[tuple[str, float], Mapping[str, 
             overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, _first(by_seed), seeds=len(by_seed))
+        overlay.scale_caption(fig, _first(by_seed), note=seeds.seeds_note(len(by_seed)))
     return fig
 
 
@@ -183,7 +183,7 @@ def fig2_accuracy(by_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], paper_
     overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, _first(by_seed), seeds=len(by_seed))
+        overlay.scale_caption(fig, _first(by_seed), note=seeds.seeds_note(len(by_seed)))
     return fig
 
 

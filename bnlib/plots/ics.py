@@ -156,7 +156,7 @@ def fig3(runs: SeedRuns, layers: Sequence[int], model: str, paper_data: bool = T
     overlay.legend(grid[-1, 0])
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), seeds=len(runs))
+        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), note=spread.seeds_note(len(runs)))
     return fig
 
 

@@ -16,12 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import ScaledTranslation
 
 from bnlib import paper
 from bnlib.paper import Curve
-from bnlib.plots.seeds import seeds_note
 
 STYLE = {"lw": 1.1, "ls": (0, (4, 2)), "alpha": 0.75}
+LEGEND_DROP_IN = 0.55  # inches from a panel's bottom edge to its legend: below the tick labels and the x label
 
 
 def twin(ax: Axes, ours_total: int, model: str = "vgg") -> Axes:
@@ -66,8 +67,11 @@ def legend(ax: Axes, ncol: int = 1) -> None:
         more = top.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     if handles:
-        (top or ax).legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=ncol,
-                           fontsize=10, frameon=False)
+        # a fixed distance below the axes (past the tick labels and the x label), not a fraction of the
+        # panel's height: on a short panel -0.17 of it put the legend's first row over the x label
+        below = ax.transAxes + ScaledTranslation(0, -LEGEND_DROP_IN, ax.figure.dpi_scale_trans)
+        (top or ax).legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below,
+                           ncol=ncol, fontsize=10, frameon=False)
 
 
 def scale_note(total: int, model: str = "vgg") -> str:
@@ -81,11 +85,15 @@ def positive(curve: Curve) -> Curve:
     return Curve(curve.steps[keep], curve.values[keep])
 
 
-def all_overlays(runs: dict[str, Any], columns: int = 1) -> Figure:
-    """Every paired curve at once, one panel per paper panel, x = fraction of training for both:
-    ours solid, the paper's dashed ("paper, digitized from Fig. N")."""
+def all_overlays(runs: Mapping[int, Mapping[str, Any]], columns: int = 1) -> Figure:
+    """Every paired curve at once, one panel per paper panel, x = fraction of training for both: ours
+    solid (`runs` is {seed: canonical runs}: the seeds' mean, shaded from the lowest to the highest seed),
+    the paper's dashed ("paper, digitized from Fig. N")."""
     from bnlib.claims import overlays
+    from bnlib.plots import seeds
 
+    if not runs:
+        raise ValueError("runs must map at least one seed to its canonical runs ({seed: runs})")
     groups: dict[str, list[overlays.Pair]] = {}
     for p in overlays.pairs():
         groups.setdefault(p.panel, []).append(p)
@@ -93,13 +101,14 @@ def all_overlays(runs: dict[str, Any], columns: int = 1) -> Figure:
     fig, axes = plt.subplots(rows, columns, figsize=(7 * columns, 3.0 * rows), squeeze=False)
     for ax, (panel, members) in zip(axes.flat, groups.items(), strict=False):
         for p in members:
-            ours, total = p.ours(runs)
-            theirs = p.theirs()
+            curves = []
+            for r in runs.values():
+                ours, total = p.ours(r)
+                ours = positive(ours) if p.unit == "decades" else ours
+                curves.append((np.asarray(ours.steps) / total, ours.values))
+            theirs = positive(p.theirs()) if p.unit == "decades" else p.theirs()
             colour = overlays.COLOURS[p.network]
-            if p.unit == "decades":
-                ours, theirs = positive(ours), positive(theirs)
-            ax.plot(np.asarray(ours.steps) / total, ours.values, color=colour, lw=1.3,
-                    label=f"ours: {overlays.NAMES[p.network]}")
+            seeds.draw(ax, curves, colour, f"ours: {overlays.NAMES[p.network]}", lw=1.3)
             ax.plot(theirs.steps / paper.TOTAL_STEPS[p.model], theirs.values, color=colour, **STYLE)
         if members[0].unit == "decades":
             ax.set_yscale("log")
@@ -110,16 +119,20 @@ def all_overlays(runs: dict[str, Any], columns: int = 1) -> Figure:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("fraction of training")
-    fig.suptitle("solid: ours; dashed: paper, digitized from the figure named in each title", y=1.0)
+    which = f"seed {next(iter(runs))}" if len(runs) == 1 else f"mean of seeds {', '.join(map(str, runs))}, " \
+        "shaded from the lowest to the highest"
+    fig.suptitle(f"solid: ours ({which}); dashed: paper, digitized from the figure named in each title", y=1.0)
     fig.tight_layout()
-    scale_caption(fig, runs["vgg"][("batch", 0.1)])
-    scale_caption(fig, runs["dln"]["batch"], y=-0.006)
+    first = next(iter(runs.values()))
+    scale_caption(fig, first["vgg"][("batch", 0.1)])
+    scale_caption(fig, first["dln"]["batch"], y=-0.006)
     return fig
 
 
-def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0, seeds: int = 1) -> None:
+def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0, note: str = "") -> None:
     """Say under the figure which scale differs from the paper's: dataset, width and steps (VGG), or
-    points and steps (DLN), read from one of the runs drawn; and, for `seeds` > 1, how seeds are drawn."""
+    points and steps (DLN), read from one of the runs drawn; `note` (e.g. how the seeds are drawn) follows
+    on its own line, so that the two never overlap."""
     c = history["config"]
     if c["model"] == "vgg":
         width = "full" if c["width"] == 1 else f"{c['width']:.3g} x"
@@ -129,5 +142,5 @@ def scale_caption(fig: Figure, history: Mapping[str, Any], y: float = 0.0, seeds
     else:
         ours = f"{c['dln_points']} points, {c['steps']} full-batch steps"
         theirs = "1000 points, 10,000 full-batch steps"
-    note = f"Scale: ours {ours} (bottom axis); the paper's {theirs} (top axis). {seeds_note(seeds)}"
-    fig.text(0.5, y, note.strip(), ha="center", va="top", fontsize=9, wrap=True)
+    text = f"Scale: ours {ours} (bottom axis); the paper's {theirs} (top axis)." + (f"\n{note}" if note else "")
+    fig.text(0.5, y, text, ha="center", va="top", fontsize=9, wrap=True)
