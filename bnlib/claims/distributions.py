@@ -2,7 +2,7 @@
 
 Training accuracy is the training-batch accuracy (the paper's Figs 1a and 2a plot one batch of 128
 every 100 steps; ours is every step, noise included for noisy BN), summarised over phases of
-training given as fractions, so a 600-step run and the paper's 15k steps are compared phase by phase.
+training given as fractions, so an 1,800-step run and the paper's 15k steps are compared phase by phase.
 Each function takes runs keyed by seed: {seed: the chapter's runs for that seed}.
 """
 

@@ -1,7 +1,7 @@
 """The statistics every claim uses, applied alike to our curves and to the paper's digitized ones.
 
 A curve is (steps, values) with the run's length; phases are fractions of training, so the paper's
-steps 1k-8k of 15k and steps 40-320 of a 600-step run are the same phase. A statistic over a phase
+steps 1k-8k of 15k and steps 120-960 of an 1,800-step run are the same phase. A statistic over a phase
 with fewer than MIN_POINTS finite values is NaN: the runs cannot give it (the claim is then
 "inconclusive"). The `*_curve` helpers read our runs into the same shape as `bnlib.paper.curve`.
 """

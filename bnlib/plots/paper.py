@@ -1,6 +1,6 @@
 """The paper's digitized curves drawn beside ours, on the same axes, with x as the fraction of training.
 
-Our runs are often shorter than the paper's (600 steps at profile cpu vs 15k), so each panel gets a
+Our runs are often shorter than the paper's (1,800 steps at profile cpu vs 15k), so each panel gets a
 twin x axis on top, in the paper's steps, scaled so that both axes span the whole of training: the
 same fraction of training sits at the same place. The y axis is shared (same units), so a paper curve
 is read against ours directly. Paper curves are thin, dashed and translucent, in our colour for the
