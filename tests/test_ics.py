@@ -313,7 +313,7 @@ def test_fig3_draws_the_mean_and_band_of_every_seed_not_the_first():
         assert np.allclose(x, steps) and np.allclose(low, values.min(axis=0)) and np.allclose(high, values.max(axis=0))
     _, low, high = _band(ax_l2, COLOURS["batch"])  # BN's band too: a tenth of Standard's
     assert np.allclose(low, 0.1 * np.minimum(l2[0], l2[1])) and np.allclose(high, 0.1 * np.maximum(l2[0], l2[1]))
-    assert any("mean of 2 seeds" in t.get_text() and "Seeds: 0, 1" in t.get_text() for t in fig.texts)
+    assert any("mean of 2 seeds" in t.get_text() for t in fig.texts)  # the caption says how seeds are drawn
 
     one = ics_plots.fig3_vgg({1: runs[1]}, layers=(5, 10), paper_data=False)  # one seed: its line, no band
     (line,) = [ln for ln in one.axes[1].lines if ln.get_label() == "Standard"]

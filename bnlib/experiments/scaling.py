@@ -26,7 +26,8 @@ from bnlib.train import RunConfig, build_task, train
 WINDOW = 25  # training batches in the rolling accuracy (the issue's and the figures' smoothing)
 LEVELS = (0.2, 0.5)  # "left chance" and "trains": rolling training-batch accuracy thresholds
 MEASURED = Path(__file__).resolve().parent.parent / "measured" / "escape_search.csv"  # README beside it
-FIELDS = ("width", "seed", "layout", "max_steps", "steps_to_20", "steps_to_50", "acc_at_end", "steps_run", "seconds")
+FIELDS = ("width", "seed", "lr", "layout", "max_steps", "steps_to_20", "steps_to_50", "acc_at_end", "steps_run",
+          "seconds")
 
 
 def rolling(acc: np.ndarray, window: int = WINDOW) -> np.ndarray:
@@ -71,16 +72,16 @@ def escape(width: float, seed: int, max_steps: int, dataset: str = "auto", lr: f
             if history["diverged_at"] is not None or first_step_at(acc, LEVELS[1]) is not None:
                 break
     layout = "channels_last" if history["execution"]["channels_last"] else "contiguous"
-    return {"width": width, "seed": seed, "layout": layout, "max_steps": max_steps,
+    return {"width": width, "seed": seed, "lr": lr, "layout": layout, "max_steps": max_steps,
             "steps_to_20": first_step_at(acc, LEVELS[0]), "steps_to_50": first_step_at(acc, LEVELS[1]),
             "acc_at_end": float(rolling(acc)[-1]) if len(acc) else float("nan"), "steps_run": int(len(acc)),
             "seconds": round(time.perf_counter() - began, 1)}
 
 
 def search(widths: Sequence[float], seeds: Sequence[int], max_steps: int, dataset: str = "auto",
-           workers: int | None = None) -> list[dict]:
+           workers: int | None = None, lr: float = 0.1) -> list[dict]:
     """`escape` for every (width, seed), concurrently on the machine's cores; rows in grid order."""
-    jobs = [(escape, (w, s, max_steps, dataset)) for w in widths for s in seeds]
+    jobs = [(escape, (w, s, max_steps, dataset, lr)) for w in widths for s in seeds]
     return pool.map_jobs(jobs, workers)
 
 
@@ -148,10 +149,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(6)))
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--dataset", default="auto")
+    parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1, the paper's)")
     parser.add_argument("--workers", type=int, default=None, help="concurrent runs (default: one per core)")
     parser.add_argument("--out", type=Path, default=MEASURED, help=f"CSV file to write (default: {MEASURED})")
     args = parser.parse_args(argv)
-    rows = search(args.widths, args.seeds, args.max_steps, args.dataset, args.workers)
+    rows = search(args.widths, args.seeds, args.max_steps, args.dataset, args.workers, args.lr)
     write_csv(rows, args.out)
     for row in rows:
         print(row, flush=True)
