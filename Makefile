@@ -34,7 +34,9 @@ data:
 	  echo "data: no real dataset here and apt is not usable; CIFAR-10 will be downloaded if the internet is reachable"; \
 	fi
 
+# The book's runs train first, side by side on all cores (bnlib.pool); the chapters then read them from the cache.
 book: venv data
+	$(BIN)/python -m bnlib.plan --train
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: venv

@@ -321,11 +321,24 @@ def book_estimate(profile: Profile | str | None, flops_per_s: float, op_s: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bnlib.plan", description="Estimate each chapter's time on a "
-                                     "GPU that is not here, from counted FLOPs and operations (no timing).")
-    parser.add_argument("--profile", default="gpu")
+                                     "GPU that is not here, from counted FLOPs and operations (no timing); or, "
+                                     "with --train, train every run of the book that is not cached yet.")
+    parser.add_argument("--profile", default=None, help="default: gpu for estimates; for --train, $BNLIB_PROFILE, "
+                        "else by hardware")
+    parser.add_argument("--train", action="store_true", help="train the book's runs now, on all cores (make book "
+                        "does this first, so that the chapters' runs train side by side across chapters)")
+    parser.add_argument("--dataset", default="auto")
     parser.add_argument("--flops-per-s", type=float, default=T4_FLOPS_PER_S, help="sustained fp32 FLOP/s assumed")
     parser.add_argument("--op-s", type=float, default=T4_OP_S, help="seconds per tensor operation (launch overhead)")
     args = parser.parse_args(argv)
+    if args.train:
+        planned = book_plan(args.profile, args.dataset)
+        began = time.perf_counter()
+        trained = runs.train_all(planned)
+        print(f"profile {resolve(args.profile).name}: {len(planned)} runs in the book, {trained} trained now "
+              f"in {time.perf_counter() - began:.0f} s, the rest were cached")
+        return 0
+    args.profile = args.profile or "gpu"
     torch.set_num_threads(min(2, torch.get_num_threads()))
     print(f"Estimates (not measurements) at profile {args.profile!r}: {args.flops_per_s / 1e12:g} TFLOP/s sustained, "
           f"{1e6 * args.op_s:g} us per operation")

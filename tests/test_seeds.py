@@ -83,3 +83,13 @@ def test_the_signal_shrinks_through_the_standard_vgg_at_initialisation():
     stds = scaling.init_signal(1 / 16, dataset="synthetic", n=64)
     assert len(stds) == 14  # 13 conv blocks and the logits
     assert stds[12] < stds[0] / 10  # orders of magnitude lost over 13 ReLU blocks at Glorot init
+
+
+def test_make_book_trains_the_book_plan_first(tiny_vgg, tiny_dln, cache, monkeypatch, capsys):
+    from bnlib import plan
+
+    monkeypatch.setattr(plan, "book_plan", lambda profile, dataset: [(tiny_vgg, []), (tiny_dln, [])])
+    monkeypatch.setenv("BNLIB_WORKERS", "1")
+    assert plan.main(["--train", "--profile", "smoke"]) == 0
+    assert runs.is_cached(tiny_vgg) and runs.is_cached(tiny_dln)
+    assert "2 runs in the book, 2 trained now" in capsys.readouterr().out
