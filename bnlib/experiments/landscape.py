@@ -1,8 +1,9 @@
 """Chapter 4's runs: Figure 4 / 11 (VGG), Figure 10 (DLN), and the learning-rate control grid.
 
-Figures 4, 10, 11 and the Hessian curves read the canonical shared runs (their default probes
-carry the landscape and Hessian records). The control trains short runs (profile.widget_steps
-steps) of Standard and +BN over a grid of learning rates, each with a landscape probe, cached.
+Figures 4, 10 and the Hessian curves read the canonical shared runs of every seed the chapter trains
+(their default probes carry the landscape and Hessian records); Figure 11 shows the first seed's. The
+control trains short runs (profile.widget_steps steps) of Standard and +BN over a grid of learning
+rates, each with a landscape probe, cached, at the first seed only: it is for exploring, not a claim.
 """
 
 from __future__ import annotations
