@@ -112,7 +112,7 @@ def landscape_figure(runs: BySeed, title: str = "", paper_data: bool = True) -> 
     lo, hi = st.PHASES[CLAIM_PHASE]
     for ax in axes:
         ax.axvspan(lo * total, hi * total, color="0.9", lw=0, zorder=0,
-                   label=f"grey: {st.describe(CLAIM_PHASE, model)}, the claims' '{CLAIM_PHASE}' phase")
+                   label=f"grey: {st.describe(CLAIM_PHASE, model)}, the claims' main phase")
     for name, histories in by_name.items():
         series = [landscape_series(h) for h in histories]
         c = _colour(name)
