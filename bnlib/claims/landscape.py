@@ -18,7 +18,6 @@ from bnlib import paper
 from bnlib.claims import ClaimResult, Rule, claim
 from bnlib.claims import stats as st
 from bnlib.paper import Curve
-from bnlib.record import Run
 
 CHAPTER = "04_landscape_smoothness"
 MEASURES = {"a": ("loss_range", "loss range"), "b": ("gdiff_range", "gradient-change range"),
@@ -66,32 +65,6 @@ def _claims(runs: Mapping[int, Mapping[str, Any]], model: str, phases: Sequence[
                              f"{fig}{panel}", f"{what}: BN's {text} is smaller than Standard's ({phase} training)",
                              f"Standard / BN, median {text}, {st.describe(phase, model)}", ours, p, SMOOTHER, CHAPTER))
     return out
-
-
-def _mean_range(values: Sequence[float]) -> str:
-    """'2.1' for one seed; 'mean (lowest to highest)' for several, 3 significant digits; each seed's value
-    where one is missing (NaN: a phase with too few probed steps)."""
-    if len(values) == 1 or not np.all(np.isfinite(values)):
-        return ", ".join(f"{v:.3g}" for v in values)
-    return f"{np.mean(values):.3g} ({np.min(values):.3g} to {np.max(values):.3g})"
-
-
-def phase_table(runs: Mapping[int, Mapping[str, Any]], phases: Sequence[str] = ("mid",)) -> list[dict[str, Any]]:
-    """One row per network and phase: the median of each measure over the phase, as the seeds' mean and
-    range. These are the numbers whose Standard / BN ratios the claims grade, so a reader sees whether the
-    seeds' spread is small beside the gap between the networks."""
-    first = next(iter(runs.values()))
-    model = Run.of(next(iter(first.values()))).model
-    curves = {seed: {name: st.landscape_curves(h) for name, h in r.items()} for seed, r in runs.items()}
-    rows = []
-    for phase in phases:
-        for name in first:
-            row: dict[str, Any] = {"network": name, "phase": st.describe(phase, model)}
-            for key, text in MEASURES.values():
-                row[f"median {text}"] = _mean_range([st.over(c[name][key], st.total(runs[seed][name]), phase)
-                                                     for seed, c in curves.items()])
-            rows.append(row)
-    return rows
 
 
 def vgg_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:

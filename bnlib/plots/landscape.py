@@ -65,14 +65,15 @@ def _diverged(ax: Axes, history: Mapping[str, Any], name: str) -> None:
         ax.axvline(at, color=_colour(name), ls=":", lw=1)
 
 
-def _seeds_caption(fig: Figure, n: int, more: str = "") -> float:
-    """The sentence saying what line and band mean, just under the figure (nothing for one seed); returns
-    where a caption under it may start (figure coordinates)."""
-    if n <= 1:
-        return 0.0
-    text = spread.seeds_note(n) + more
-    fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=9)
-    return -(text.count("\n") + 1.4) * 9 * 1.3 / (72 * fig.get_figheight())  # its lines and a gap, 9 pt each
+def _captions(fig: Figure, runs: BySeed, first: Mapping[str, Any] | None, extra: str = "") -> None:
+    """Under the figure: the scale against the paper's (when `first`, a run drawn, is given), then which seeds
+    are drawn and how (as chapter 5's figures say it)."""
+    which = f"Seed {next(iter(runs))}." if len(runs) == 1 else spread.seeds_note(len(runs))
+    note = f"{which} {extra}".strip()
+    if first is not None:
+        overlay.scale_caption(fig, first, note=note)
+    else:
+        fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=9, wrap=True)
 
 
 def _paper_panels(axes: Any, name: str, model: str, total: int) -> None:
@@ -87,23 +88,19 @@ def _paper_panels(axes: Any, name: str, model: str, total: int) -> None:
     overlay.line(axes[2], paper.curve(files["c"], series), files["c"], what, _colour(name), total, model)
 
 
-def _range_band(ax: Axes, series: Sequence[Mapping[str, np.ndarray]], low: str, high: str, colour: str) -> None:
-    """The range over the step sizes (between the seeds' mean lower and upper ends, lightly shaded); each end
-    a line with the seeds' min-max band around it."""
-    lows = [(s["steps"], s[low]) for s in series]
-    highs = [(s["steps"], s[high]) for s in series]
-    x_low, mean_low, _, _ = spread.spread(lows)
-    x_high, mean_high, _, _ = spread.spread(highs)
-    if np.array_equal(x_low, x_high):
-        ax.fill_between(x_low, mean_low, mean_high, color=colour, alpha=0.15, linewidth=0)
-    for curves, width in ((highs, 1.3), (lows, 0.8)):
-        spread.draw(ax, curves, colour, "_range", alpha=0.3, lw=width)
+def _range_edges(ax: Axes, series: Sequence[Mapping[str, np.ndarray]], key: str, colour: str, label: str) -> None:
+    """The range over the step sizes by its edges, as in chapter 5's Figures 12 and 13: the largest value
+    solid with the seeds' band, the smallest dotted (the seeds' mean), so that shading means one thing."""
+    spread.draw(ax, [(s["steps"], s[f"{key}_max"]) for s in series], colour, label, lw=1.2)
+    x, smallest, _, _ = spread.spread([(s["steps"], s[f"{key}_min"]) for s in series])
+    ax.plot(x, smallest, color=colour, ls=":", lw=1.0)
 
 
 def landscape_figure(runs: BySeed, title: str = "", paper_data: bool = True) -> Figure:
     """Figure 4 (VGG) / Figure 10 (DLN), stacked: (a) loss landscape, (b) gradient predictiveness,
-    (c) effective beta, each the mean and spread of the seeds in `runs` ({seed: runs}), with the paper's
-    bands and curve (same units; top axis: the paper's steps) and the claims' phase shaded grey."""
+    (c) effective beta, each the mean and spread of the seeds in `runs` ({seed: runs}); (a) and (b) draw
+    the range over the step sizes by its edges (solid: largest, dotted: smallest). Beside them the paper's
+    bands and curve (same units; top axis: the paper's steps) and, grey, the claims' main phase."""
     by_name = _by_name(runs)
     first = next(iter(by_name.values()))[0]
     model = Run.of(first).model
@@ -116,8 +113,8 @@ def landscape_figure(runs: BySeed, title: str = "", paper_data: bool = True) -> 
     for name, histories in by_name.items():
         series = [landscape_series(h) for h in histories]
         c = _colour(name)
-        _range_band(axes[0], series, "loss_min", "loss_max", c)
-        _range_band(axes[1], series, "gdiff_min", "gdiff_max", c)
+        for ax, key in zip(axes[:2], ("loss", "gdiff"), strict=True):
+            _range_edges(ax, series, key, c, LEGEND.get(name, name))
         spread.draw(axes[2], [(s["steps"], s["beta_eff"]) for s in series], c, LEGEND.get(name, name), marker=".")
         for ax in axes:
             for h in histories:
@@ -134,10 +131,8 @@ def landscape_figure(runs: BySeed, title: str = "", paper_data: bool = True) -> 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    below = _seeds_caption(fig, len(runs), "\nIn (a) and (b), the lighter shading between a network's two lines "
-                                           "is the range over the step sizes.")
-    if paper_data:
-        overlay.scale_caption(fig, first, y=below)
+    _captions(fig, runs, first if paper_data else None,
+              "(a), (b): solid, the largest value over the step sizes; dotted, the smallest.")
     return fig
 
 
@@ -190,7 +185,7 @@ def hessian_figure(groups: Mapping[str, BySeed]) -> Figure:
         ax.set(yscale="log", xlabel="Steps", ylabel=r"$\beta$", title=f"{model}: Hessian vs effective smoothness")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _seeds_caption(fig, max(len(runs) for runs in groups.values()))
+    _captions(fig, max(groups.values(), key=len), None)
     return fig
 
 
