@@ -143,3 +143,94 @@ def test_claims_are_graded_against_the_papers_figure_4(std_scale, verdict):
     assert beta.paper_vs_text.startswith("no") and beta.paper == pytest.approx(1.0, abs=0.02)
     orders = claims.vgg_claims({0: {"Standard": _fake_history(100.0), "+BN": _fake_history(1.0)}})[-1]
     assert orders.id == "fig4b-vgg-gradient-orders" and orders.ours == [pytest.approx(100.0)]
+
+
+def _seeded_history(scale: float, seed: int, steps=range(0, 60, 5)) -> dict:
+    """`_fake_history` as a whole VGG run record of seed `seed`: config, Figure 11's per-eta records and a
+    Hessian record at every third probed step (beta = 4 x scale)."""
+    h = _fake_history(scale, steps)
+    h["config"] = {"model": "vgg", "norm": "batch", "lr": 0.1, "steps": 60, "seed": seed, "width": 1 / 16,
+                   "dataset": "synthetic", "batch_size": 32}
+    h["steps_done"], h["step_loss"] = 60, [1.0] * 60
+    for r in h["probes"]["landscape"]:
+        r["eta"], r["gdiff"] = [0.05, 0.1], [r["gdiff_min"], r["gdiff_max"]]
+    h["probes"]["hessian"] = [{"step": t, "top_eig": 4 * scale, "min_eig": -scale, "iters": 5, "rel_residual": 1e-3}
+                              for t in steps[::3]]
+    return h
+
+
+def _band_extents(ax) -> list[dict[float, tuple[float, float]]]:
+    """Per shaded area of `ax`: {x: (lowest, highest) y of its outline at x}."""
+    from matplotlib.collections import PolyCollection
+
+    out = []
+    for coll in ax.collections:
+        if isinstance(coll, PolyCollection):
+            spans: dict[float, tuple[float, float]] = {}
+            for path in coll.get_paths():
+                for x, y in path.vertices:
+                    lo, hi = spans.get(round(float(x), 6), (np.inf, -np.inf))
+                    spans[round(float(x), 6)] = (min(lo, y), max(hi, y))
+            out.append(spans)
+    return out
+
+
+def test_figures_draw_the_mean_and_the_range_of_every_seed():
+    """Two seeds whose Standard values differ 4x: the line is their mean and the band runs from one seed to
+    the other at every step. A figure that drew only the first seed would give seed 0's values and no band."""
+    import matplotlib.pyplot as plt
+
+    from bnlib.plots import landscape as plots
+
+    scales = {0: 2.0, 1: 8.0}
+    runs = {seed: {"Standard": _seeded_history(s, seed), "+BN": _seeded_history(1.0, seed)}
+            for seed, s in scales.items()}
+    steps = np.arange(0, 60, 5, dtype=float)
+    fig = plots.landscape_figure(runs, "two seeds")
+    beta_ax, gdiff_ax = fig.axes[2], fig.axes[1]
+    mean = next(line for line in beta_ax.get_lines() if line.get_label() == "Standard (mean of 2 seeds)")
+    np.testing.assert_allclose(mean.get_ydata(), 3 * np.mean(list(scales.values())))
+    assert {x: (3 * 2.0, 3 * 8.0) for x in steps} in _band_extents(beta_ax)
+    # (b): the top of the range over step sizes (gdiff_max, x2 at step 0) with the seeds' band around it
+    top = {x: (2.0 * (1 + (x == 0)), 8.0 * (1 + (x == 0))) for x in steps}
+    assert top in _band_extents(gdiff_ax)
+    assert any("Lines: mean of 2 seeds" in t.get_text() for t in fig.texts)
+    assert fig.axes[0]._bnlib_paper_axis is not None  # the paper's digitized bands are still drawn beside ours
+    hessian = plots.hessian_figure({"VGG": runs}).axes[0]
+    assert {x: (4 * 2.0, 4 * 8.0) for x in steps[::3]} in _band_extents(hessian)
+    one = plots.landscape_figure({1: runs[1]})  # one seed: plain lines, no shading, the seed named
+    assert "Standard" in [line.get_label() for line in one.axes[2].get_lines()]
+    assert not any(_band_extents(ax) for ax in one.axes[:3]) and any("Seed 1." in t.get_text() for t in one.texts)
+    plt.close("all")
+
+
+def test_single_seed_views_name_their_seed_and_seed_figures_reject_one_seeds_runs():
+    import matplotlib.pyplot as plt
+
+    from bnlib.plots import landscape as plots
+
+    pair = {"Standard": _seeded_history(2.0, 7), "+BN": _seeded_history(1.0, 7)}
+    assert all("seed 7" in ax.get_title() for ax in plots.gradient_change_figure(pair).axes)
+    assert "seed 7" in plots.control_figure(pair, 0.1).axes[0].get_title()
+    with pytest.raises(ValueError, match="seed"):
+        plots.landscape_figure(pair)  # a single seed's runs where {seed: runs} is expected
+    with pytest.raises(ValueError, match="same"):
+        plots.landscape_figure({0: pair, 1: {"Standard": pair["Standard"]}})
+    plt.close("all")
+
+
+def test_claims_and_table_read_every_seed():
+    from bnlib.claims import landscape as claims
+    from bnlib.experiments import landscape as experiment
+
+    agree = {seed: {"Standard": _seeded_history(scale, seed), "+BN": _seeded_history(1.0, seed)}
+             for seed, scale in ((0, 4.0), (1, 8.0))}
+    rows = experiment.medians_table(agree)
+    assert [r["network"] for r in rows] == ["Standard", "+BN"] and rows[0]["phase"].startswith("mid")
+    assert rows[0]["median loss range"] == "6 [4, 8]" and rows[1]["median loss range"] == "1 [1, 1]"
+    assert len(experiment.medians_table(agree, ("mid", "late"))) == 4
+    loss = {r.id: r for r in claims.vgg_claims(agree)}["fig4a-vgg-loss-range-mid"]
+    assert loss.seeds == [0, 1] and loss.ours == [pytest.approx(4.0), pytest.approx(8.0)]
+    assert loss.verdict == "reproduced"  # the paper's 8.42: both seeds Standard-larger, within a factor 3
+    disagree = {**agree, 1: {"Standard": _seeded_history(0.5, 1), "+BN": _seeded_history(1.0, 1)}}
+    assert {r.id: r for r in claims.vgg_claims(disagree)}["fig4a-vgg-loss-range-mid"].verdict == "inconclusive"
