@@ -76,7 +76,7 @@ TRAINING = [p for p in CHAPTERS if stamp_colab.trains(nbformat.read(p, as_versio
 
 def test_chapters_that_train_are_the_experiment_chapters_and_the_overlay_chapter():
     # chapter 7 reads every canonical run (trained there when a reader opens it first, e.g. on Colab)
-    assert [p.name[:2] for p in TRAINING] == ["01", "02", "03", "04", "05", "07"]
+    assert [p.name[:2] for p in TRAINING] == ["01", "02", "03", "04", "05", "07", "08"]  # 08: Figure 1 shape check
 
 
 @pytest.mark.parametrize("path", TRAINING, ids=lambda p: p.stem)

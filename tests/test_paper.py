@@ -35,7 +35,7 @@ def test_package_data_is_byte_identical_to_the_shared_folder():
 
 def test_pyproject_ships_the_data_in_the_wheel():
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert 'bnlib = ["paper_data/*.csv", "paper_data/README.md"]' in text
+    assert '"paper_data/*.csv", "paper_data/README.md"' in text and '"measured/*.csv", "measured/README.md"' in text
 
 
 def test_figure_1a_reads_the_values_the_paper_plotted():
