@@ -22,7 +22,7 @@ import tqdm.std
 from torch import nn
 
 from bnlib import checkpoint as ckpt
-from bnlib import checks
+from bnlib import checks, losses
 from bnlib import data as bdata
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
@@ -86,22 +86,13 @@ class Task:
     """A model with its data and loss: what one training step needs."""
 
     model: nn.Module
-    loss_fn: Any
+    loss_fn: losses.Loss  # the model's one loss (bnlib.losses): the step, evaluation and the probes all use it
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
     dataset: str
     source: str
-
-
-def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(x), y)
-
-
-def sum_squared_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The DLN loss ||W_25 ... W_1 x - A x||^2 summed over the dataset (paper's loss scale)."""
-    return (model(x) - y).pow(2).sum()
 
 
 def default_device() -> torch.device:
@@ -114,14 +105,15 @@ def build_task(config: RunConfig, device: torch.device | str = "cpu") -> Task:
     if config.model == "dln":
         model = DLN(config.norm, config.dln_depth, config.dln_dim, config.noise).to(device)
         x, y, _ = bdata.regression_data(config.dln_points, config.dln_dim, seed=config.seed, device=device)
-        return Task(model, sum_squared_error, x, y, None, None, "dln-gaussian", "x ~ N(0, I), y = A x, A Gaussian")
+        return Task(model, losses.for_model("dln"), x, y, None, None, "dln-gaussian",
+                    "x ~ N(0, I), y = A x, A Gaussian")
     images = bdata.load(config.dataset, device, config.n_train, config.n_test)
     if config.batch_size > len(images.x_train):
         raise checks.BadParameter(f"batch_size ({config.batch_size}) must be <= the {len(images.x_train)} training "
                                   f"images of {images.name}: a batch cannot hold more images than the training set")
     torch.manual_seed(config.seed)  # data loading must not shift the init
     model = VGG(config.norm, config.width, images.channels, images.num_classes, config.noise).to(device)
-    return Task(model, cross_entropy, images.x_train, images.y_train, images.x_test, images.y_test,
+    return Task(model, losses.for_model("vgg"), images.x_train, images.y_train, images.x_test, images.y_test,
                 images.name, images.source)
 
 
@@ -142,9 +134,9 @@ def _epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> t
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor, classify: bool,
+def evaluate(model: nn.Module, loss_fn: losses.Loss, x: torch.Tensor, y: torch.Tensor, classify: bool,
              chunk: int | None = None) -> dict[str, float]:
-    """Mean loss (and accuracy) in eval mode; restores the model's mode afterwards.
+    """The split's loss in the training's reduction (and accuracy) in eval mode; restores the model's mode.
 
     Chunks of 256 images are ~30% faster than 1000 on a CPU (cache-sized); a GPU wants big ones.
     """
@@ -155,13 +147,11 @@ def evaluate(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor, c
     for i in range(0, len(x), chunk):
         out = model(x[i:i + chunk])
         yb = y[i:i + chunk]
+        total_loss += loss_fn.summed(out, yb).item()
         if classify:
-            total_loss += nn.functional.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
-        else:
-            total_loss += (out - yb).pow(2).sum().item()
     model.train(was_training)
-    result = {"loss": total_loss / len(x) if classify else total_loss}
+    result = {"loss": loss_fn.over_split(total_loss, len(x))}
     if classify:
         result["acc"] = correct / len(x)
     return result
@@ -258,7 +248,7 @@ class _Loop:
             p.before_forward(model, step)
         optimizer.zero_grad(set_to_none=True)
         out = (model if wanted else self.forward)(x)
-        loss = nn.functional.cross_entropy(out, y) if self.classify else (out - y).pow(2).sum()
+        loss = self.task.loss_fn.of(out, y)
         loss.backward()
         self.step_loss[step] = loss.detach()
         if self.classify:

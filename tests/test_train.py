@@ -222,3 +222,44 @@ def test_execution_options_from_the_environment(monkeypatch):
 def test_the_dln_ignores_execution_options(tiny_dln):
     assert train(tiny_dln, progress=False, channels_last=True, compile_model=True)["execution"] == {
         "channels_last": False, "compile": False}
+
+
+@pytest.mark.parametrize("model", ["vgg", "dln"])
+def test_the_one_loss_is_what_train_evaluate_probes_and_the_bench_compute(model, tiny_vgg, tiny_dln, monkeypatch):
+    """bnlib.losses defines each model's loss once: swap it there (here for twice the loss) and the training
+    step, the evaluation, every probe (their ctx.loss_fn, the Hessian's eigenvalue) and the bench's bare step
+    all change with it. Doubling is exact in floating point, so step 0 (same init, same batch) is exactly 2x."""
+    from bnlib import losses
+    from bnlib.bench.loop import bare_step
+    from bnlib.probes.base import preserved
+    from bnlib.probes.hessian import HessianProbe
+
+    class Loss(Probe):
+        name = "loss"
+
+        def measure(self, ctx: StepContext) -> dict:
+            with preserved(ctx.model):
+                return {"ctx": ctx.loss.item(), "loss_fn": ctx.loss_fn(ctx.model, ctx.x, ctx.y).item()}
+
+    def probed_run() -> dict:
+        config = (tiny_vgg if model == "vgg" else tiny_dln).replace(steps=2)
+        return train(config, [Loss(every=1), HessianProbe(every=2, iters=3)], progress=False)
+
+    def bare_grad() -> torch.Tensor:
+        task = build_task(tiny_vgg)
+        bare_step(task.model, torch.optim.SGD(task.model.parameters(), lr=0.0), task.x_train[:8], task.y_train[:8])
+        return next(task.model.parameters()).grad
+
+    plain, plain_grad = probed_run(), bare_grad()
+    one = losses.for_model(model)
+    doubled = losses.Loss("doubled", lambda out, y, reduction: 2 * one.criterion(out, y, reduction), one.reduction)
+    monkeypatch.setitem(losses.BY_MODEL, model, doubled)
+    twice, twice_grad = probed_run(), bare_grad()
+    assert float(twice["step_loss"][0]) == 2 * float(plain["step_loss"][0])
+    losses_at_0 = [k for k in plain["evals"][0] if k.endswith("_loss")]
+    assert losses_at_0 and all(twice["evals"][0][k] == 2 * plain["evals"][0][k] for k in losses_at_0)
+    assert twice["probes"]["loss"][0] == {k: 2 * v if k != "step" else v for k, v in plain["probes"]["loss"][0].items()}
+    assert twice["probes"]["hessian"][0]["top_eig"] == pytest.approx(2 * plain["probes"]["hessian"][0]["top_eig"],
+                                                                      rel=1e-5)
+    bench_grad = 2 * plain_grad if model == "vgg" else plain_grad  # the bench's bare step is the VGG's
+    assert torch.equal(twice_grad, bench_grad)
