@@ -11,13 +11,12 @@ import functools
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import tqdm.auto
 import tqdm.std
 from torch import nn
 
@@ -26,9 +25,12 @@ from bnlib import checks, losses
 from bnlib import data as bdata
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
-from bnlib.widgets import in_kernel_with_widgets
 
 MODELS = ("vgg", "dln")
+# A tqdm-like bar class or factory: called with total, initial, desc, leave and disable, it returns an
+# object with update(), set_postfix(loss=...) and close(). The caller chooses it (bnlib.runs: a widget
+# bar where a person watches, bnlib.widgets.progress_bar); the loop does not know about front ends.
+ProgressBar = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -306,8 +308,17 @@ def _resume(loop: _Loop, path: Path) -> int:
 def _check_train_arguments(config: Any, probes: Any, checkpoint_every: Any, progress: Any, stop_after: Any) -> None:
     checks.run_arguments(config, probes)
     checks.check_int("checkpoint_every", checkpoint_every, 1)
-    checks.check_bool("progress", progress)
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory (ProgressBar), "
+                                  f"got {progress!r} ({type(progress).__name__})")
     checks.check_optional_int("stop_after", stop_after, 0)
+
+
+def _bar(progress: bool | ProgressBar, config: RunConfig, start: int) -> Any:
+    """The run's bar: `progress` is a ProgressBar factory, True for plain text (tqdm), False for none."""
+    factory = tqdm.std.tqdm if isinstance(progress, bool) else progress
+    return factory(total=config.steps, initial=start, disable=progress is False, leave=False,
+                   desc=f"{config.model}/{config.norm} lr={config.lr:g}")
 
 
 def _steps(loop: _Loop, probes: Sequence[Probe], start: int, end: int, path: Path | None, every: int,
@@ -335,7 +346,7 @@ def _steps(loop: _Loop, probes: Sequence[Probe], start: int, end: int, path: Pat
 
 
 def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | str | None = None,
-          checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool = True,
+          checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool | ProgressBar = True,
           stop_after: int | None = None, channels_last: bool | None = None,
           compile_model: bool | None = None) -> dict[str, Any]:
     """Train `config`, calling probes at their cadence; returns the run's history.
@@ -346,6 +357,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     `stop_after` halts after that many steps (used to test resuming) and leaves the checkpoint.
     `channels_last` and `compile_model` (VGG only; see `execution_options`) speed up the training
     step; probed steps always run the plain module, so probes see the eager model.
+    `progress`: True for a plain text bar, False for none, or a `ProgressBar` the caller chooses.
     """
     _check_train_arguments(config, probes, checkpoint_every, progress, stop_after)
     device = checks.device(device)
@@ -358,10 +370,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
         loop.history["probes"].setdefault(p.name, [])
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
     began = time.perf_counter() - loop.history["seconds"]
-    # a widget bar only where a person watches; in builds it would leave dead widget state in pages
-    bar = (tqdm.auto.tqdm if in_kernel_with_widgets() else tqdm.std.tqdm)(
-        total=config.steps, initial=start, disable=not progress, leave=False,
-        desc=f"{config.model}/{config.norm} lr={config.lr:g}")
+    bar = _bar(progress, config, start)
     step = start
     with ckpt.HeldSignals() as held:
         try:

@@ -263,3 +263,45 @@ def test_the_one_loss_is_what_train_evaluate_probes_and_the_bench_compute(model,
                                                                       rel=1e-5)
     bench_grad = 2 * plain_grad if model == "vgg" else plain_grad  # the bench's bare step is the VGG's
     assert torch.equal(twice_grad, bench_grad)
+
+
+def test_progress_bar_is_passed_in_and_the_loop_imports_no_ui(tiny_dln, tmp_path, capsys):
+    """train draws the bar its caller passes (True: plain text, False: none); the choice of a widget bar lives
+    with the caller (bnlib.runs, bnlib.widgets), so importing the loop loads no UI module."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    made = []
+
+    class Bar:
+        def __init__(self, **kwargs) -> None:
+            self.kwargs, self.updates, self.closed = kwargs, 0, False
+            made.append(self)
+
+        def update(self) -> None:
+            self.updates += 1
+
+        def set_postfix(self, **kwargs) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    ckpt = tmp_path / "run.pt"
+    train(tiny_dln, progress=Bar, checkpoint=ckpt, stop_after=7)
+    train(tiny_dln, progress=Bar, checkpoint=ckpt)
+    assert [(b.kwargs["total"], b.kwargs["initial"], b.kwargs["disable"], b.updates, b.closed) for b in made] == [
+        (20, 0, False, 7, True), (20, 7, False, 13, True)]
+    train(tiny_dln, progress=False)
+    assert "dln/batch" not in capsys.readouterr().err
+    train(tiny_dln, progress=True)
+    assert "dln/batch lr=0.0001" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"progress must be True, False or a tqdm-like bar factory .*'yes' \(str\)"):
+        train(tiny_dln, progress="yes")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    loaded = subprocess.run([sys.executable, "-c", "import sys, bnlib.train; print(sorted(sys.modules))"],
+                            capture_output=True, text=True, check=True, env=env, cwd=root).stdout
+    assert "'bnlib.train'" in loaded and "'bnlib.widgets'" not in loaded
