@@ -6,12 +6,13 @@ never waits on the host; divergence (a non-finite loss) is found there and recor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,8 @@ from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
 
 MODELS = ("vgg", "dln")
-# A tqdm-like bar class or factory: called with total, initial, desc, leave and disable, it returns an
-# object with update(), set_postfix(loss=...) and close(). The caller chooses it (bnlib.runs: a widget
-# bar where a person watches, bnlib.widgets.progress_bar); the loop does not know about front ends.
+# A tqdm-like factory (called with total, initial, desc, leave, disable; the bar has update, set_postfix and
+# close), chosen by the caller (bnlib.runs passes bnlib.widgets.progress_bar): the loop knows no front end.
 ProgressBar = Callable[..., Any]
 
 
@@ -309,8 +309,7 @@ def _check_train_arguments(config: Any, probes: Any, checkpoint_every: Any, prog
     checks.run_arguments(config, probes)
     checks.check_int("checkpoint_every", checkpoint_every, 1)
     if not (isinstance(progress, bool) or callable(progress)):
-        raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory (ProgressBar), "
-                                  f"got {progress!r} ({type(progress).__name__})")
+        raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory, got {progress!r}")
     checks.check_optional_int("stop_after", stop_after, 0)
 
 
@@ -319,6 +318,19 @@ def _bar(progress: bool | ProgressBar, config: RunConfig, start: int) -> Any:
     factory = tqdm.std.tqdm if isinstance(progress, bool) else progress
     return factory(total=config.steps, initial=start, disable=progress is False, leave=False,
                    desc=f"{config.model}/{config.norm} lr={config.lr:g}")
+
+
+@contextlib.contextmanager
+def _saved_on_error(loop: _Loop, path: Path | None) -> Iterator[None]:
+    """On an interruption or error, checkpoint what is whole and re-raise (a failed save only warns)."""
+    try:
+        yield
+    except BaseException:
+        try:
+            loop.save(path, loop.step)
+        except Exception as err:  # stacklevel 4: past contextlib and train, at train's caller
+            warnings.warn(f"could not save the checkpoint {path} after an error: {err}", stacklevel=4)
+        raise
 
 
 def _steps(loop: _Loop, probes: Sequence[Probe], start: int, end: int, path: Path | None, every: int,
@@ -371,22 +383,12 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
     began = time.perf_counter() - loop.history["seconds"]
     bar = _bar(progress, config, start)
-    step = start
-    with ckpt.HeldSignals() as held:
-        try:
-            step, finished = _steps(loop, probes, start, end, path, checkpoint_every, held, bar)
-            if finished:
-                loop.flush(end)
-                if end == config.steps and loop.history["diverged_at"] is None:
-                    loop.evaluate(end)
-        except BaseException:
-            try:  # keep what is whole; a failure to save must not hide the error itself
-                loop.save(path, loop.step)
-            except Exception as err:
-                warnings.warn(f"could not save the checkpoint {path} after an error: {err}", stacklevel=2)
-            raise
-        finally:
-            bar.close()
+    with ckpt.HeldSignals() as held, contextlib.closing(bar), _saved_on_error(loop, path):
+        step, finished = _steps(loop, probes, start, end, path, checkpoint_every, held, bar)
+        if finished:
+            loop.flush(end)
+            if end == config.steps and loop.history["diverged_at"] is None:
+                loop.evaluate(end)
     loop.flush(step)
     loop.history["steps_done"] = step
     loop.history["seconds"] = time.perf_counter() - began
