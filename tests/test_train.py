@@ -208,7 +208,7 @@ def test_compiled_forward_is_used_on_unprobed_steps_only(tiny_vgg, monkeypatch):
 
 
 def test_execution_options_from_the_environment(monkeypatch):
-    from bnlib.train import execution_options
+    from bnlib.execution import execution_options
 
     monkeypatch.setenv("BNLIB_CHANNELS_LAST", "1")
     monkeypatch.setenv("BNLIB_COMPILE", "0")
