@@ -24,7 +24,7 @@ from bnlib.checks import BadParameter
 from bnlib.probes.base import Probe
 from bnlib.train import RunConfig, train
 
-CORE_MODULES = ("checks", "data", "models", "store", "train", "runs", "probes/base")
+CORE_MODULES = ("checks", "data", "execution", "losses", "models", "store", "train", "runs", "probes/base")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -103,12 +103,21 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
     for folder in ("runs", "checkpoints"):
         store.check_writable(root / folder, "the run cache ($BNLIB_CACHE or cache=)")
     checkpoint = root / "checkpoints" / f"{key}.pt"
-    history = train(config, probes, device=device, checkpoint=checkpoint, progress=progress)
+    bar = _widget_aware_bar() if progress else False
+    history = train(config, probes, device=device, checkpoint=checkpoint, progress=bar)
     history["key"] = key
     history["probe_specs"] = [p.spec() for p in probes]
     store.save_atomic(history, result_path)
     checkpoint.unlink(missing_ok=True)
     return history
+
+
+def _widget_aware_bar() -> Any:
+    """The widget-aware bar factory (bnlib.widgets), imported only when a bar is shown: the pool's quiet
+    workers then never load the UI module (and matplotlib with it)."""
+    from bnlib.widgets import progress_bar
+
+    return progress_bar
 
 
 def is_cached(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> bool:

@@ -6,29 +6,31 @@ never waits on the host; divergence (a non-finite loss) is found there and recor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import tqdm.auto
 import tqdm.std
 from torch import nn
 
 from bnlib import checkpoint as ckpt
-from bnlib import checks
+from bnlib import checks, losses
 from bnlib import data as bdata
+from bnlib.execution import execution_options, prepare_execution
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
-from bnlib.widgets import in_kernel_with_widgets
 
 MODELS = ("vgg", "dln")
+# A tqdm-like factory (called with total, initial, desc, leave, disable; the bar has update, set_postfix and
+# close), chosen by the caller (bnlib.runs passes bnlib.widgets.progress_bar): the loop knows no front end.
+ProgressBar = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -86,22 +88,13 @@ class Task:
     """A model with its data and loss: what one training step needs."""
 
     model: nn.Module
-    loss_fn: Any
+    loss_fn: losses.Loss  # the model's one loss (bnlib.losses): the step, evaluation and the probes all use it
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
     dataset: str
     source: str
-
-
-def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(x), y)
-
-
-def sum_squared_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The DLN loss ||W_25 ... W_1 x - A x||^2 summed over the dataset (paper's loss scale)."""
-    return (model(x) - y).pow(2).sum()
 
 
 def default_device() -> torch.device:
@@ -114,14 +107,15 @@ def build_task(config: RunConfig, device: torch.device | str = "cpu") -> Task:
     if config.model == "dln":
         model = DLN(config.norm, config.dln_depth, config.dln_dim, config.noise).to(device)
         x, y, _ = bdata.regression_data(config.dln_points, config.dln_dim, seed=config.seed, device=device)
-        return Task(model, sum_squared_error, x, y, None, None, "dln-gaussian", "x ~ N(0, I), y = A x, A Gaussian")
+        return Task(model, losses.for_model("dln"), x, y, None, None, "dln-gaussian",
+                    "x ~ N(0, I), y = A x, A Gaussian")
     images = bdata.load(config.dataset, device, config.n_train, config.n_test)
     if config.batch_size > len(images.x_train):
         raise checks.BadParameter(f"batch_size ({config.batch_size}) must be <= the {len(images.x_train)} training "
                                   f"images of {images.name}: a batch cannot hold more images than the training set")
     torch.manual_seed(config.seed)  # data loading must not shift the init
     model = VGG(config.norm, config.width, images.channels, images.num_classes, config.noise).to(device)
-    return Task(model, cross_entropy, images.x_train, images.y_train, images.x_test, images.y_test,
+    return Task(model, losses.for_model("vgg"), images.x_train, images.y_train, images.x_test, images.y_test,
                 images.name, images.source)
 
 
@@ -142,9 +136,9 @@ def _epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> t
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor, classify: bool,
+def evaluate(model: nn.Module, loss_fn: losses.Loss, x: torch.Tensor, y: torch.Tensor, classify: bool,
              chunk: int | None = None) -> dict[str, float]:
-    """Mean loss (and accuracy) in eval mode; restores the model's mode afterwards.
+    """The split's loss in the training's reduction (and accuracy) in eval mode; restores the model's mode.
 
     Chunks of 256 images are ~30% faster than 1000 on a CPU (cache-sized); a GPU wants big ones.
     """
@@ -155,47 +149,14 @@ def evaluate(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor, c
     for i in range(0, len(x), chunk):
         out = model(x[i:i + chunk])
         yb = y[i:i + chunk]
+        total_loss += loss_fn.summed(out, yb).item()
         if classify:
-            total_loss += nn.functional.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
-        else:
-            total_loss += (out - yb).pow(2).sum().item()
     model.train(was_training)
-    result = {"loss": total_loss / len(x) if classify else total_loss}
+    result = {"loss": loss_fn.over_split(total_loss, len(x))}
     if classify:
         result["acc"] = correct / len(x)
     return result
-
-
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if value not in ("", "0", "1", "true", "false"):
-        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
-    return default if value == "" else value in ("1", "true")
-
-
-def execution_options(channels_last: bool | None = None, compile_model: bool | None = None) -> dict[str, bool]:
-    """How to execute (not what to compute): arguments, else $BNLIB_CHANNELS_LAST / $BNLIB_COMPILE (0 or 1).
-
-    channels_last is on by default (1.2-1.9x faster per VGG step on this project's 2-core CPU, and the
-    layout tensor cores want); compile is off (no faster for the Standard VGG on that CPU, and 8-30 s
-    to compile each model). Like the device, neither is part of a run's cache key: they change the
-    order of floating-point operations, not the model, the data or the precision (always fp32;
-    bnlib offers no mixed precision, because the probes measure differences of losses and
-    gradients that bf16/fp16 rounding would swamp). `python -m bnlib.bench --only speedups` measures them.
-    """
-    return {"channels_last": _env_flag("BNLIB_CHANNELS_LAST", True) if channels_last is None else bool(channels_last),
-            "compile": _env_flag("BNLIB_COMPILE", False) if compile_model is None else bool(compile_model)}
-
-
-def prepare_execution(model: nn.Module, x: torch.Tensor,
-                      options: dict[str, bool]) -> tuple[nn.Module, torch.Tensor, Any]:
-    """(model, images, training forward) under `options` from execution_options; the model is the same
-    object (its layout changed in place) and stays what probes and evaluation call."""
-    if options["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    return model, x, torch.compile(model) if options["compile"] else model
 
 
 @dataclass
@@ -258,7 +219,7 @@ class _Loop:
             p.before_forward(model, step)
         optimizer.zero_grad(set_to_none=True)
         out = (model if wanted else self.forward)(x)
-        loss = nn.functional.cross_entropy(out, y) if self.classify else (out - y).pow(2).sum()
+        loss = self.task.loss_fn.of(out, y)
         loss.backward()
         self.step_loss[step] = loss.detach()
         if self.classify:
@@ -316,8 +277,29 @@ def _resume(loop: _Loop, path: Path) -> int:
 def _check_train_arguments(config: Any, probes: Any, checkpoint_every: Any, progress: Any, stop_after: Any) -> None:
     checks.run_arguments(config, probes)
     checks.check_int("checkpoint_every", checkpoint_every, 1)
-    checks.check_bool("progress", progress)
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory, got {progress!r}")
     checks.check_optional_int("stop_after", stop_after, 0)
+
+
+def _bar(progress: bool | ProgressBar, config: RunConfig, start: int) -> Any:
+    """The run's bar: `progress` is a ProgressBar factory, True for plain text (tqdm), False for none."""
+    factory = tqdm.std.tqdm if isinstance(progress, bool) else progress
+    return factory(total=config.steps, initial=start, disable=progress is False, leave=False,
+                   desc=f"{config.model}/{config.norm} lr={config.lr:g}")
+
+
+@contextlib.contextmanager
+def _saved_on_error(loop: _Loop, path: Path | None) -> Iterator[None]:
+    """On an interruption or error, checkpoint what is whole and re-raise (a failed save only warns)."""
+    try:
+        yield
+    except BaseException:
+        try:
+            loop.save(path, loop.step)
+        except Exception as err:  # stacklevel 4: past contextlib and train, at train's caller
+            warnings.warn(f"could not save the checkpoint {path} after an error: {err}", stacklevel=4)
+        raise
 
 
 def _steps(loop: _Loop, probes: Sequence[Probe], start: int, end: int, path: Path | None, every: int,
@@ -345,7 +327,7 @@ def _steps(loop: _Loop, probes: Sequence[Probe], start: int, end: int, path: Pat
 
 
 def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | str | None = None,
-          checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool = True,
+          checkpoint: Path | str | None = None, checkpoint_every: int = 500, progress: bool | ProgressBar = True,
           stop_after: int | None = None, channels_last: bool | None = None,
           compile_model: bool | None = None) -> dict[str, Any]:
     """Train `config`, calling probes at their cadence; returns the run's history.
@@ -356,6 +338,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     `stop_after` halts after that many steps (used to test resuming) and leaves the checkpoint.
     `channels_last` and `compile_model` (VGG only; see `execution_options`) speed up the training
     step; probed steps always run the plain module, so probes see the eager model.
+    `progress`: True for a plain text bar, False for none, or a `ProgressBar` the caller chooses.
     """
     _check_train_arguments(config, probes, checkpoint_every, progress, stop_after)
     device = checks.device(device)
@@ -368,26 +351,13 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
         loop.history["probes"].setdefault(p.name, [])
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
     began = time.perf_counter() - loop.history["seconds"]
-    # a widget bar only where a person watches; in builds it would leave dead widget state in pages
-    bar = (tqdm.auto.tqdm if in_kernel_with_widgets() else tqdm.std.tqdm)(
-        total=config.steps, initial=start, disable=not progress, leave=False,
-        desc=f"{config.model}/{config.norm} lr={config.lr:g}")
-    step = start
-    with ckpt.HeldSignals() as held:
-        try:
-            step, finished = _steps(loop, probes, start, end, path, checkpoint_every, held, bar)
-            if finished:
-                loop.flush(end)
-                if end == config.steps and loop.history["diverged_at"] is None:
-                    loop.evaluate(end)
-        except BaseException:
-            try:  # keep what is whole; a failure to save must not hide the error itself
-                loop.save(path, loop.step)
-            except Exception as err:
-                warnings.warn(f"could not save the checkpoint {path} after an error: {err}", stacklevel=2)
-            raise
-        finally:
-            bar.close()
+    bar = _bar(progress, config, start)
+    with ckpt.HeldSignals() as held, contextlib.closing(bar), _saved_on_error(loop, path):
+        step, finished = _steps(loop, probes, start, end, path, checkpoint_every, held, bar)
+        if finished:
+            loop.flush(end)
+            if end == config.steps and loop.history["diverged_at"] is None:
+                loop.evaluate(end)
     loop.flush(step)
     loop.history["steps_done"] = step
     loop.history["seconds"] = time.perf_counter() - began

@@ -111,3 +111,12 @@ def live_control(label: str, options: Sequence[Any], callback: Callable[[Any], F
     slider.observe(update, names="value")
     update()
     return w.VBox([slider, out])
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A tqdm bar (a `bnlib.train.ProgressBar`) that is a widget only where a person watches: under papermill,
+    nbval and the book build a widget bar would leave dead widget state in the pages, so there it is text."""
+    import tqdm.auto
+    import tqdm.std
+
+    return (tqdm.auto.tqdm if in_kernel_with_widgets() else tqdm.std.tqdm)(**kwargs)

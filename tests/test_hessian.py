@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN, VGG
 from bnlib.probes.base import StepContext, rng_state, set_rng_state
 from bnlib.probes.hessian import (
@@ -19,7 +20,7 @@ from bnlib.probes.hessian import (
     lanczos,
     top_eigenvalue,
 )
-from bnlib.train import cross_entropy, sum_squared_error, train
+from bnlib.train import train
 
 
 def _params(model: nn.Module) -> list[torch.Tensor]:

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from bnlib import report
+from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN, VGG
 from bnlib.probes import ics
 from bnlib.probes.base import StepContext, rng_state, set_rng_state
 from bnlib.profiles import resolve
-from bnlib.train import RunConfig, cross_entropy, sum_squared_error, train
+from bnlib.train import RunConfig, train
 
 CASES = [("vgg", "none"), ("vgg", "batch"), ("vgg", "noisy"), ("dln", "none"), ("dln", "batch"), ("dln", "noisy")]
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN, VGG
 from bnlib.probes import landscape
 from bnlib.probes.base import StepContext, rng_state, set_rng_state
 from bnlib.probes.hessian import HessianProbe
 from bnlib.profiles import resolve
-from bnlib.train import cross_entropy, sum_squared_error, train
+from bnlib.train import train
 
 
 def _task(model_name: str, norm: str):

@@ -94,3 +94,25 @@ def test_interrupted_cached_run_resumes_from_its_checkpoint(tiny_dln, cache, mon
 def test_duplicate_probe_names_are_refused(tiny_dln, cache):
     with pytest.raises(ValueError, match="probe names must be unique"):
         runs.run(tiny_dln, [CountingProbe(every=1), CountingProbe(every=2)], progress=False)
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_run_shows_a_widget_bar_only_where_a_person_watches(tiny_dln, cache, monkeypatch, live):
+    """runs.run(progress=True) passes bnlib.widgets' bar (tqdm.auto where a person watches, plain tqdm in
+    builds), progress=False a disabled one."""
+    import tqdm.auto
+    import tqdm.std
+
+    from bnlib import widgets
+
+    made = []
+    monkeypatch.setattr(widgets, "in_kernel_with_widgets", lambda: live)
+    for module, kind in ((tqdm.auto, "widget"), (tqdm.std, "text")):
+        class Recording(module.tqdm):  # a subclass: tqdm's own module reads class attributes through the name
+            def __init__(self, *args, _kind=kind, **kwargs) -> None:
+                made.append((_kind, kwargs["disable"]))
+                super().__init__(*args, **kwargs)
+        monkeypatch.setattr(module, "tqdm", Recording)
+    runs.run(tiny_dln, progress=True)
+    runs.run(tiny_dln.replace(seed=1), progress=False)
+    assert made == [("widget" if live else "text", False), ("text", True)]

@@ -171,7 +171,7 @@ def test_dln_trains_full_batch_whatever_batch_size_says(tiny_dln):
 def test_channels_last_runs_the_same_first_step_and_is_recorded(tiny_vgg):
     """channels_last is an execution option: same init, same batch, same first loss (later steps may part
     at the rounding level, as with another thread count), recorded in the history, not in the config."""
-    plain = train(tiny_vgg, progress=False)
+    plain = train(tiny_vgg, progress=False, channels_last=False)  # on by default since 0524991
     fast = train(tiny_vgg, progress=False, channels_last=True)
     assert fast["execution"] == {"channels_last": True, "compile": False}
     assert plain["execution"] == {"channels_last": False, "compile": False}
@@ -208,7 +208,7 @@ def test_compiled_forward_is_used_on_unprobed_steps_only(tiny_vgg, monkeypatch):
 
 
 def test_execution_options_from_the_environment(monkeypatch):
-    from bnlib.train import execution_options
+    from bnlib.execution import execution_options
 
     monkeypatch.setenv("BNLIB_CHANNELS_LAST", "1")
     monkeypatch.setenv("BNLIB_COMPILE", "0")
@@ -222,3 +222,86 @@ def test_execution_options_from_the_environment(monkeypatch):
 def test_the_dln_ignores_execution_options(tiny_dln):
     assert train(tiny_dln, progress=False, channels_last=True, compile_model=True)["execution"] == {
         "channels_last": False, "compile": False}
+
+
+@pytest.mark.parametrize("model", ["vgg", "dln"])
+def test_the_one_loss_is_what_train_evaluate_probes_and_the_bench_compute(model, tiny_vgg, tiny_dln, monkeypatch):
+    """bnlib.losses defines each model's loss once: swap it there (here for twice the loss) and the training
+    step, the evaluation, every probe (their ctx.loss_fn, the Hessian's eigenvalue) and the bench's bare step
+    all change with it. Doubling is exact in floating point, so step 0 (same init, same batch) is exactly 2x."""
+    from bnlib import losses
+    from bnlib.bench.loop import bare_step
+    from bnlib.probes.base import preserved
+    from bnlib.probes.hessian import HessianProbe
+
+    class Loss(Probe):
+        name = "loss"
+
+        def measure(self, ctx: StepContext) -> dict:
+            with preserved(ctx.model):
+                return {"ctx": ctx.loss.item(), "loss_fn": ctx.loss_fn(ctx.model, ctx.x, ctx.y).item()}
+
+    def probed_run() -> dict:
+        config = (tiny_vgg if model == "vgg" else tiny_dln).replace(steps=2)
+        return train(config, [Loss(every=1), HessianProbe(every=2, iters=3)], progress=False)
+
+    def bare_grad() -> torch.Tensor:
+        task = build_task(tiny_vgg)
+        bare_step(task.model, torch.optim.SGD(task.model.parameters(), lr=0.0), task.x_train[:8], task.y_train[:8])
+        return next(task.model.parameters()).grad
+
+    plain, plain_grad = probed_run(), bare_grad()
+    one = losses.for_model(model)
+    doubled = losses.Loss("doubled", lambda out, y, reduction: 2 * one.criterion(out, y, reduction), one.reduction)
+    monkeypatch.setitem(losses.BY_MODEL, model, doubled)
+    twice, twice_grad = probed_run(), bare_grad()
+    assert float(twice["step_loss"][0]) == 2 * float(plain["step_loss"][0])
+    losses_at_0 = [k for k in plain["evals"][0] if k.endswith("_loss")]
+    assert losses_at_0 and all(twice["evals"][0][k] == 2 * plain["evals"][0][k] for k in losses_at_0)
+    assert twice["probes"]["loss"][0] == {k: 2 * v if k != "step" else v for k, v in plain["probes"]["loss"][0].items()}
+    assert twice["probes"]["hessian"][0]["top_eig"] == pytest.approx(2 * plain["probes"]["hessian"][0]["top_eig"],
+                                                                      rel=1e-5)
+    bench_grad = 2 * plain_grad if model == "vgg" else plain_grad  # the bench's bare step is the VGG's
+    assert torch.equal(twice_grad, bench_grad)
+
+
+def test_progress_bar_is_passed_in_and_the_loop_imports_no_ui(tiny_dln, tmp_path, capsys):
+    """train draws the bar its caller passes (True: plain text, False: none); the choice of a widget bar lives
+    with the caller (bnlib.runs, bnlib.widgets), so importing the loop loads no UI module."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    made = []
+
+    class Bar:
+        def __init__(self, **kwargs) -> None:
+            self.kwargs, self.updates, self.closed = kwargs, 0, False
+            made.append(self)
+
+        def update(self) -> None:
+            self.updates += 1
+
+        def set_postfix(self, **kwargs) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    ckpt = tmp_path / "run.pt"
+    train(tiny_dln, progress=Bar, checkpoint=ckpt, stop_after=7)
+    train(tiny_dln, progress=Bar, checkpoint=ckpt)
+    assert [(b.kwargs["total"], b.kwargs["initial"], b.kwargs["disable"], b.updates, b.closed) for b in made] == [
+        (20, 0, False, 7, True), (20, 7, False, 13, True)]
+    train(tiny_dln, progress=False)
+    assert "dln/batch" not in capsys.readouterr().err
+    train(tiny_dln, progress=True)
+    assert "dln/batch lr=0.0001" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress must be True, False or a tqdm-like bar factory, got 'yes'"):
+        train(tiny_dln, progress="yes")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    loaded = subprocess.run([sys.executable, "-c", "import sys, bnlib.train; print(sorted(sys.modules))"],
+                            capture_output=True, text=True, check=True, env=env, cwd=root).stdout
+    assert "'bnlib.train'" in loaded and "'bnlib.widgets'" not in loaded

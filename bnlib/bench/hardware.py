@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bnlib import losses
 from bnlib.bench.loop import bare_step, batch, vgg_task
 from bnlib.bench.util import (
     best_of,
@@ -106,7 +107,7 @@ def flop_counter_total(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> in
     """torch's own count of one forward + backward (on a copy): the independent check of layer_costs."""
     model = copy.deepcopy(model).train()
     with FlopCounterMode(display=False) as counter:
-        nn.functional.cross_entropy(model(x), y).backward()
+        losses.for_model("vgg")(model, x, y).backward()
     return counter.get_total_flops()
 
 

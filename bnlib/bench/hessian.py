@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from bnlib import losses
 from bnlib.bench.loop import bare_step, batch, vgg_task
 from bnlib.bench.util import heading, ratio, scaled, sync, table
 from bnlib.probes.hessian import lanczos
-from bnlib.train import cross_entropy
 
 
 class GradientCalls:
@@ -107,7 +107,7 @@ def pyhessian_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tol: float
 
     with warnings.catch_warnings():  # PyHessian's backward(create_graph=True) warns about a ref cycle
         warnings.simplefilter("ignore", UserWarning)
-        h = hessian(KeepMode(model), nn.CrossEntropyLoss(), data=(x, y), cuda=x.is_cuda)
+        h = hessian(KeepMode(model), losses.for_model("vgg").of, data=(x, y), cuda=x.is_cuda)
         return h.eigenvalues(maxIter=max_iter, tol=tol, top_n=1)[0][0]
 
 
@@ -118,9 +118,10 @@ def measure(args: argparse.Namespace, model: nn.Module, x: torch.Tensor, y: torc
     iters, tol = args.hessian_iters, args.hessian_tol
     results: dict[str, dict[str, Any]] = {}
     ritz: list[float] = []  # our top Ritz value after each product: the estimate's trajectory
-    lanczos(copy.deepcopy(model), cross_entropy, x, y, iters=2, seed=0)
+    loss = losses.for_model("vgg")
+    lanczos(copy.deepcopy(model), loss, x, y, iters=2, seed=0)
     results["ours"] = run_timed(copy.deepcopy(model), lambda m: lanczos(
-        m, cross_entropy, x, y, iters=iters, tol=tol, seed=0, which="top", trace=ritz)["top_eig"], device)
+        m, loss, x, y, iters=iters, tol=tol, seed=0, which="top", trace=ritz)["top_eig"], device)
     results["ours"]["trajectory"] = ritz
     try:
         import pyhessian  # noqa: F401

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from bnlib import data as bdata
+from bnlib import losses
 from bnlib.bench.util import (
     REPO,
     cuda_peak_mb,
@@ -60,7 +61,7 @@ def batch(task: Task, config: RunConfig, step: int = 0) -> tuple[torch.Tensor, t
 def bare_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
     """The baseline every loop is held against: one SGD step in bare eager PyTorch, nothing around it."""
     optimizer.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
+    losses.for_model("vgg")(model, x, y).backward()
     optimizer.step()
 
 

@@ -37,4 +37,4 @@ def section_speedups(args: argparse.Namespace, profile: str, device: str) -> Non
     print(table(["execution", "ms/step", "images/s", "speed-up", "note"], rows))
     print("speed-up = eager default step time / this row's (> 1: faster); step time = difference of a long and "
           "a short train() run. Turn them on with BNLIB_CHANNELS_LAST=1 / BNLIB_COMPILE=1 "
-          "(bnlib.train.execution_options); fp32 throughout.")
+          "(bnlib.execution.execution_options); fp32 throughout.")

@@ -18,13 +18,13 @@ from bnlib import plan, profiles, report
 from bnlib.claims import landscape as claims
 from bnlib.claims import stats as st
 from bnlib.experiments.common import Planned, dln_config, planned, train_planned, vgg_config
+from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN
 from bnlib.probes import landscape as probes
 from bnlib.probes.hessian import finite_difference_hessian, lanczos
 from bnlib.probes.landscape import VGG_ETA_FACTORS, LandscapeProbe
 from bnlib.profiles import Profile, resolve
 from bnlib.record import Run
-from bnlib.train import cross_entropy, sum_squared_error
 
 VGG_LR = 0.1  # Figure 4
 DLN_LR = 1e-6  # Figure 10

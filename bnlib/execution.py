@@ -1,0 +1,43 @@
+"""How a run executes, not what it computes: memory layout and compilation of the VGG's training step.
+
+Like the device, these options are not part of a run's cache key; `bnlib.train` asks for them once per run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "true", "false"):
+        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+    return default if value == "" else value in ("1", "true")
+
+
+def execution_options(channels_last: bool | None = None, compile_model: bool | None = None) -> dict[str, bool]:
+    """How to execute (not what to compute): arguments, else $BNLIB_CHANNELS_LAST / $BNLIB_COMPILE (0 or 1).
+
+    channels_last is on by default (1.2-1.9x faster per VGG step on this project's 2-core CPU, and the
+    layout tensor cores want); compile is off (no faster for the Standard VGG on that CPU, and 8-30 s
+    to compile each model). Like the device, neither is part of a run's cache key: they change the
+    order of floating-point operations, not the model, the data or the precision (always fp32;
+    bnlib offers no mixed precision, because the probes measure differences of losses and
+    gradients that bf16/fp16 rounding would swamp). `python -m bnlib.bench --only speedups` measures them.
+    """
+    return {"channels_last": _env_flag("BNLIB_CHANNELS_LAST", True) if channels_last is None else bool(channels_last),
+            "compile": _env_flag("BNLIB_COMPILE", False) if compile_model is None else bool(compile_model)}
+
+
+def prepare_execution(model: nn.Module, x: torch.Tensor,
+                      options: dict[str, bool]) -> tuple[nn.Module, torch.Tensor, Any]:
+    """(model, images, training forward) under `options` from execution_options; the model is the same
+    object (its layout changed in place) and stays what probes and evaluation call."""
+    if options["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, x, torch.compile(model) if options["compile"] else model
