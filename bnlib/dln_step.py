@@ -22,6 +22,7 @@ decay); other runs train through autograd. `BNLIB_DLN_FAST=0` turns it off (e.g.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from bnlib.models import DLN, LpNorm
 from bnlib.probes.base import Probe, StepContext, rng_state
 
 if TYPE_CHECKING:
-    from bnlib.train import RunConfig, _Loop
+    from bnlib.train import RunConfig, Task, _Loop
 
 NORMS = ("none", "batch", "l1", "l2", "linf")
 ENV = "BNLIB_DLN_FAST"
@@ -56,165 +57,188 @@ def applies(config: RunConfig, optimizer: torch.optim.Optimizer) -> bool:
             and not groups[0]["maximize"])
 
 
-def pack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """One flat tensor holding `tensors`' values, each tensor re-pointed to a view of it (the same Python
-    object and values: modules, optimiser and state dicts keep working); (flat, views of it shaped alike)."""
+def pack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One flat tensor holding `tensors`' values, each tensor re-pointed to a view of it (the same Python object
+    with the same values: modules, optimiser and state dicts keep working)."""
     flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-    views = like(flat, tensors)
-    for t, view in zip(tensors, views, strict=True):
+    for t, view in zip(tensors, views(flat, tensors), strict=True):
         t.data = view
-    return flat, views
+    return flat
 
 
-def like(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Views of `flat`, consecutive, shaped as `tensors`."""
-    sizes = [t.numel() for t in tensors]
-    return [part.view(t.shape) for part, t in zip(flat.split(sizes), tensors, strict=True)]
+def views(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Consecutive views of `flat` shaped as `tensors`."""
+    return [part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]
 
 
-class _BatchNorm:
-    """nn.BatchNorm1d in training mode on features-first activations; its backward is ATen's own kernel."""
+class _Norm:
+    """What both norms share: layer i's rows of the packed parameters, gradients and batch statistics, as columns
+    (d x 1) that broadcast over a features-first activation."""
 
-    def __init__(self, module: nn.BatchNorm1d, stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                 grads: torch.Tensor, inv_n: torch.Tensor) -> None:
-        if module.momentum is None or not module.affine or not module.track_running_stats:
-            raise ValueError("the written-out DLN step needs BatchNorm1d with affine, running stats and a momentum")
-        self.weight, self.eps, self.inv_n = module.weight.detach(), module.eps, inv_n
-        self.weight_col, self.bias_col = self.weight.view(-1, 1), module.bias.detach().view(-1, 1)
-        self.mean, self.var, self.invstd = (s.view(-1, 1) for s in stats)  # rows of the packed batch statistics
-        self.mean_row, self.invstd_row = stats[0], stats[2]
-        self.grads = grads  # (2, d): weight's and bias's rows of the packed gradient
+    def __init__(self, fast: FastDLN, i: int, module: nn.Module, stats: int) -> None:
+        self.i, self.eps, self.inv_n, self.n = i, module.eps, fast.inv_n, fast.n
+        self.weight = fast.norm_weight[i]
+        self.weight_col, self.bias_col = self.weight.view(-1, 1), fast.norm_bias[i].view(-1, 1)
+        self.dweight, self.dbias = fast.grad_norm_weight[i], fast.grad_norm_bias[i]
+        self.stats = [fast.stats[j, i].view(-1, 1) for j in range(stats)]
+        self.input3, self.dz3 = fast.pre_norm[i], fast.d_out[i]  # (1, d, n): what ATen's BN kernel takes
+        self.input, self.dz = self.input3[0], self.dz3[0]
 
-    def forward(self, a: torch.Tensor) -> tuple[torch.Tensor, Any]:
+
+class _BatchNorm(_Norm):
+    """nn.BatchNorm1d in training mode on features-first activations; the backward is ATen's own kernel."""
+
+    def __init__(self, fast: FastDLN, i: int, module: nn.BatchNorm1d) -> None:
+        super().__init__(fast, i, module, 3)
+        self.eps_t = torch.tensor(module.eps, dtype=fast.inv_n.dtype, device=fast.inv_n.device)
+        self.mean, self.var_eps, self.invstd = self.stats
+        self.mean_row, self.invstd_row = fast.stats[0, i], fast.stats[2, i]
+        self.da3 = fast.d_pre_norm[i]
+        self.da = self.da3[0]
+
+    def forward(self, a: torch.Tensor, out: torch.Tensor) -> None:
         torch.mm(a, self.inv_n, out=self.mean)
         c = a - self.mean
-        torch.mm(c.square(), self.inv_n, out=self.var)  # biased, as BN normalises with
-        torch.rsqrt(self.var + self.eps, out=self.invstd)
-        return (c * (self.invstd * self.weight_col)).add_(self.bias_col), a
+        torch.addmm(self.eps_t, c.square(), self.inv_n, out=self.var_eps)  # biased variance, as BN normalises with
+        torch.rsqrt(self.var_eps, out=self.invstd)
+        torch.mul(c, self.invstd * self.weight_col, out=out).add_(self.bias_col)
 
-    def backward(self, dz: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        da, dw, db = torch.ops.aten.native_batch_norm_backward(
-            dz.unsqueeze(0), a.unsqueeze(0), self.weight, None, None, self.mean_row, self.invstd_row, True,
-            self.eps, [True] * 3)
-        torch.stack((dw, db), out=self.grads)
-        return da.squeeze(0)
+    def backward(self) -> torch.Tensor:
+        torch.ops.aten.native_batch_norm_backward.out(
+            self.dz3, self.input3, self.weight, None, None, self.mean_row, self.invstd_row, True, self.eps,
+            [True] * 3, out0=self.da3, out1=self.dweight, out2=self.dbias)
+        return self.da
 
 
-class _LpNorm:
+class _LpNorm(_Norm):
     """bnlib.models.LpNorm in training mode on features-first activations, forward and backward."""
 
-    def __init__(self, module: LpNorm, stats: tuple[torch.Tensor, torch.Tensor], grads: torch.Tensor,
-                 inv_n: torch.Tensor) -> None:
-        self.p, self.eps, self.n, self.inv_n = module.p, module.eps, len(inv_n), inv_n
-        self.ones, self.one = torch.ones_like(inv_n), torch.ones((), dtype=inv_n.dtype, device=inv_n.device)
-        self.weight_col, self.bias_col = module.weight.detach().view(-1, 1), module.bias.detach().view(-1, 1)
-        self.tiny = torch.finfo(inv_n.dtype).tiny
-        self.mean, self.scale = (s.view(-1, 1) for s in stats)
-        self.dweight, self.dbias = (g.view(-1, 1) for g in grads)
+    def __init__(self, fast: FastDLN, i: int, module: LpNorm) -> None:
+        super().__init__(fast, i, module, 5)
+        self.p, self.tiny = module.p, torch.finfo(fast.inv_n.dtype).tiny
+        self.ones = torch.ones_like(fast.inv_n)
+        self.one = torch.ones((), dtype=fast.inv_n.dtype, device=fast.inv_n.device)
+        self.mean, self.m, self.scale, self.q, self.coef = self.stats
+        self.dweight_col, self.dbias_col = self.dweight.view(-1, 1), self.dbias.view(-1, 1)
+        self.saved: tuple[torch.Tensor, ...] = ()
 
-    def forward(self, a: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    def forward(self, a: torch.Tensor, out: torch.Tensor) -> None:
         torch.mm(a, self.inv_n, out=self.mean)
         c = a - self.mean
         ax = a.square() if self.p == 2 else a.abs()  # |a|^2 = a^2 exactly
-        m = None
         if self.p == float("inf"):
             torch.amax(ax, 1, keepdim=True, out=self.scale)
         else:  # clamped as LpNorm clamps (a unit that is 0 on the whole batch)
-            m = torch.mm(ax, self.inv_n)
-            torch.clamp_min(m, self.tiny, out=self.scale)
+            torch.mm(ax, self.inv_n, out=self.m)
+            torch.clamp_min(self.m, self.tiny, out=self.scale)
             if self.p == 2:
                 self.scale.sqrt_()
-        q = (self.scale + self.eps).reciprocal_()
-        k = q * self.weight_col
-        return (c * k).add_(self.bias_col), (a, ax, c, m, q, k)
+        torch.add(self.scale, self.eps, out=self.q).reciprocal_()
+        k = self.q * self.weight_col
+        torch.mul(c, k, out=out).add_(self.bias_col)
+        self.saved = (c, ax, k)
 
-    def backward(self, dz: torch.Tensor, saved: Any) -> torch.Tensor:
-        a, ax, c, m, q, k = saved
-        torch.mm(dz, self.ones, out=self.dbias)  # sums over the samples
+    def backward(self) -> torch.Tensor:
+        """Through z = (a - mean(a)) k + bias with k = weight / (scale + eps); `coef` holds the layer's
+        d loss / d scale per unit of sum(dz (a - mean)), times d scale / d a's common factor (see `coefficients`)."""
+        (c, ax, k), a, dz = self.saved, self.input, self.dz
+        torch.mm(dz, self.ones, out=self.dbias_col)  # sums over the samples
         dzc = torch.mm(dz * c, self.ones)
-        torch.mul(dzc, q, out=self.dweight)
-        dscale = (dzc * self.weight_col).mul_(q.square()).neg_()  # through q = 1 / (scale + eps)
-        if m is not None:  # clamp_min passes no gradient where it clamped (a float 0/1 mask: no bool casts)
-            dscale.mul_(torch.heaviside(m - self.tiny, self.one))
-        da = (dz - self.dbias / self.n).mul_(k)  # through z = (a - mean(a)) k + bias
+        torch.mul(dzc, self.q, out=self.dweight_col)
+        coef = dzc * self.coef
         if self.p == 2:  # scale = sqrt(mean(a^2)): d scale / d a = a / (n scale)
-            return da.add_(a * (dscale / (self.n * self.scale)))
-        if self.p == 1:  # scale = mean(|a|): d scale / d a = sign(a) / n
-            return da.add_(a.sign().mul_(dscale / self.n))
-        # scale = max |a|: d scale / d a = sign(a) at the maximum, shared between tied maxima as autograd's amax
-        # shares it; at a maximum sign(a) = a / scale exactly
-        at_max = torch.heaviside(ax - self.scale, self.one)
-        count = torch.mm(at_max, self.ones)
-        return da.add_(at_max.mul_(a).mul_(dscale / (count * self.scale)))
+            term = a * coef
+        elif self.p == 1:  # scale = mean(|a|): d scale / d a = sign(a) / n
+            term = a.sign().mul_(coef)
+        else:  # scale = max |a|: sign(a) (= a / scale) at the maximum, shared between tied maxima as amax shares it
+            at_max = torch.heaviside(ax - self.scale, self.one)
+            shared = coef / torch.mm(at_max, self.ones)  # (before at_max changes in place)
+            term = at_max.mul_(a).mul_(shared)
+        return torch.sub(dz, self.dbias_col, alpha=1 / self.n).mul_(k).add_(term)
 
 
 class FastDLN:
     """One run's written-out step over the model's own (packed) tensors; `step()` is one full-batch SGD step."""
 
     def __init__(self, model: DLN, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        n, depth = len(x), model.num_layers
-        params = list(model.parameters())
-        if {id(p) for p in optimizer.param_groups[0]["params"]} != {id(p) for p in params}:
-            raise ValueError("the written-out DLN step needs an optimiser over exactly the model's parameters")
-        self.group, self.n = optimizer.param_groups[0], n
-        self.xt, self.yt = x.t().contiguous(), y.t().contiguous()
-        self.flat, _ = pack(params)
-        self.flat_grad = torch.zeros_like(self.flat)
-        grad_of = {id(p): g for p, g in zip(params, like(self.flat_grad, params), strict=True)}
-        self.weights = [model.layer(k).weight.detach() for k in range(1, depth + 1)]
-        self.weights_t = [w.t() for w in self.weights]
-        self.grad_w = [grad_of[id(model.layer(k).weight)] for k in range(1, depth + 1)]
+        (n, d), depth = x.shape, model.num_layers
         modules = [model.block(k).norm for k in range(1, depth)]
         kinds = {type(m) for m in modules}
         if not kinds <= {nn.Identity} and kinds not in ({nn.BatchNorm1d}, {LpNorm}):
             raise ValueError(f"the written-out DLN step covers no norm, BatchNorm1d or LpNorm, got {kinds}")
         self.kind = "none" if kinds <= {nn.Identity} else "batch" if kinds == {nn.BatchNorm1d} else "lp"
+        normed = modules if self.kind != "none" else []
+        weights = [model.layer(k).weight for k in range(1, depth + 1)]
+        # packed weights first, then the norms' gains, then their shifts: each kind one block of rows
+        params = weights + [m.weight for m in normed] + [m.bias for m in normed]
+        if {id(p) for p in optimizer.param_groups[0]["params"]} != {id(p) for p in params} or len(params) != len(
+                list(model.parameters())):
+            raise ValueError("the written-out DLN step needs an optimiser over exactly the model's parameters")
+        self.group, self.n = optimizer.param_groups[0], n
+        self.flat = pack(params)
+        self.flat_grad = torch.zeros_like(self.flat)
+        self.grad_of = {id(p): g for p, g in zip(params, views(self.flat_grad, params), strict=True)}
+        self.weights = [w.detach() for w in weights]
+        self.weights_t = [w.t() for w in self.weights]
+        self.grad_w = [self.grad_of[id(w)] for w in weights]
+        self.inv_n = torch.full((n, 1), 1.0 / n, dtype=x.dtype, device=x.device)
+        new = functools.partial(torch.zeros, dtype=x.dtype, device=x.device)
+        self.h = [x.t().contiguous()] + [new(d, n) for _ in range(depth)]  # each layer's input and output
+        self.h_t = [h.t() for h in self.h]
+        self.yt = y.t().contiguous()
+        self.d_out = [new(1, d, n) for _ in range(depth - 1)]  # the gradient of each hidden layer's output
+        self.d_out2 = [t[0] for t in self.d_out]
         self.norms: list[_BatchNorm | _LpNorm | None] = [None] * depth
-        if self.kind != "none":
-            self._norms(modules, grad_of, torch.full((n, 1), 1.0 / n, dtype=x.dtype, device=x.device))
+        if normed:
+            self._norms(normed, new, d)
 
-    def _norms(self, modules: list[nn.Module], grad_of: dict[int, torch.Tensor], inv_n: torch.Tensor) -> None:
-        """The norm layers, their running statistics packed (one tensor per statistic) and the batch
-        statistics each step writes (one row per layer)."""
-        names = ("running_mean", "running_var", "num_batches_tracked") if self.kind == "batch" else (
-            "running_mean", "running_scale")
-        self.running = [pack([getattr(m, name) for m in modules])[0].view(len(modules), -1) for name in names]
+    def _norms(self, modules: list[nn.Module], new: Any, d: int) -> None:
+        """The norm layers over packed rows (one per layer) of their gains and shifts, gradients, running and
+        batch statistics, and the buffers their forward and backward write."""
+        count, lp = len(modules), self.kind == "lp"
+        self.norm_weight, self.norm_bias = (self.flat[-2 * count * d:].view(2, count, d))
+        self.grad_norm_weight, self.grad_norm_bias = self.flat_grad[-2 * count * d:].view(2, count, d)
+        names = ("running_mean", "running_scale") if lp else ("running_mean", "running_var", "num_batches_tracked")
+        self.running = [pack([getattr(m, name) for m in modules]).view(count, -1) for name in names]
         momenta = {m.momentum for m in modules}
-        if len(momenta) != 1 or None in momenta:
-            raise ValueError(f"the written-out DLN step needs one running-average momentum, got {momenta}")
-        self.momentum = momenta.pop()
-        d = modules[0].weight.numel()
-        self.batch_stats = torch.zeros(3 if self.kind == "batch" else 2, len(modules), d, dtype=inv_n.dtype,
-                                       device=inv_n.device)
-        for k, m in enumerate(modules):
-            dw, db = grad_of[id(m.weight)], grad_of[id(m.bias)]
-            if self.kind == "batch":
-                if db.data_ptr() != dw.data_ptr() + d * dw.element_size():
-                    raise ValueError("the written-out DLN step needs each BN's weight and bias next to each other")
-                grads = dw.as_strided((2, d), (d, 1))
-                self.norms[k] = _BatchNorm(m, tuple(self.batch_stats[:, k]), grads, inv_n)
-            else:
-                self.norms[k] = _LpNorm(m, tuple(self.batch_stats[:, k]), (dw, db), inv_n)
+        if len(momenta) != 1 or None in momenta or any(not getattr(m, "affine", True) for m in modules):
+            raise ValueError(f"the written-out DLN step needs affine norms with one running momentum, got {momenta}")
+        self.momentum, self.eps = momenta.pop(), modules[0].eps
+        self.stats = new(5 if lp else 3, count, d)  # per layer: mean, then (m, scale, q, coef) or (var + eps, invstd)
+        self.pre_norm, self.d_pre_norm = ([new(1, d, self.n) for _ in range(count)] for _ in range(2))
+        self.norms[:count] = [(_LpNorm if lp else _BatchNorm)(self, i, m) for i, m in enumerate(modules)]
+
+    def coefficients(self) -> None:
+        """The l_p norms' backward factors, all layers at once after the forward pass: d loss / d scale =
+        -weight q^2 sum(dz (a - mean)) (q = 1 / (scale + eps)), zero where clamp_min clamped, times d scale / d a's
+        common factor: 1 / n (l1), 1 / (n scale) (l2), 1 / scale (l_inf, then shared between tied maxima)."""
+        _, m, scale, q, coef = self.stats
+        torch.mul(q, q, out=coef).mul_(self.norm_weight).neg_()
+        p = self.norms[0].p
+        if p != float("inf"):
+            coef.mul_(torch.heaviside(m - self.norms[0].tiny, self.norms[0].one))
+        coef.div_(self.n if p == 1 else self.n * scale if p == 2 else scale)
 
     def loss(self) -> torch.Tensor:
-        """Loss sum((out - y)^2) at the current weights; its gradient lands in `flat_grad` (the layout of the
-        packed parameters), the norms' batch statistics in `batch_stats`."""
-        h, inputs, saved = self.xt, [], []
-        for w, norm in zip(self.weights, self.norms, strict=True):
-            inputs.append(h)
-            h = torch.mm(w, h)
-            if norm is not None:
-                h, s = norm.forward(h)
-                saved.append(s)
-        r = h - self.yt
-        dh = r * 2  # d loss / d out
-        for k in reversed(range(len(self.weights))):
-            norm = self.norms[k]
-            if norm is not None:
-                dh = norm.backward(dh, saved.pop())
-            torch.mm(dh, inputs[k].t(), out=self.grad_w[k])
-            if k:
-                dh = torch.mm(self.weights_t[k], dh)
+        """Loss sum((out - y)^2) at the current weights; its gradient lands in `flat_grad` (`grad_of` maps each
+        parameter to its part), the norms' batch statistics in `stats`."""
+        h = self.h
+        for i, (w, norm) in enumerate(zip(self.weights, self.norms, strict=True)):
+            if norm is None:
+                torch.mm(w, h[i], out=h[i + 1])
+            else:
+                torch.mm(w, h[i], out=norm.input)
+                norm.forward(norm.input, h[i + 1])
+        if self.kind == "lp":
+            self.coefficients()
+        r = h[-1] - self.yt
+        da = r * 2  # d loss / d out
+        for i in reversed(range(len(self.weights))):
+            if self.norms[i] is not None:
+                da = self.norms[i].backward()
+            torch.mm(da, self.h_t[i], out=self.grad_w[i])
+            if i:
+                da = torch.mm(self.weights_t[i], da, out=self.d_out2[i - 1])
         return r.square().sum()
 
     def step(self) -> torch.Tensor:
@@ -222,12 +246,12 @@ class FastDLN:
         loss = self.loss()
         self.flat.add_(self.flat_grad, alpha=-self.group["lr"])
         if self.kind == "batch":  # BatchNorm1d: running_var tracks the unbiased variance; count the batch
-            self.running[0].lerp_(self.batch_stats[0], self.momentum)
-            self.running[1].lerp_(self.batch_stats[1] * (self.n / (self.n - 1)), self.momentum)
+            self.running[0].lerp_(self.stats[0], self.momentum)
+            self.running[1].lerp_((self.stats[1] - self.eps).mul_(self.n / (self.n - 1)), self.momentum)
             self.running[2].add_(1)
         elif self.kind == "lp":
-            self.running[0].lerp_(self.batch_stats[0], self.momentum)
-            self.running[1].lerp_(self.batch_stats[1], self.momentum)
+            self.running[0].lerp_(self.stats[0], self.momentum)
+            self.running[1].lerp_(self.stats[2], self.momentum)
         return loss
 
 
@@ -250,24 +274,31 @@ def kept_buffers(model: nn.Module) -> Iterator[None]:
                 b.copy_(copy)
 
 
+def probe_records(task: Task, optimizer: torch.optim.Optimizer, lr: float, step: int,
+                  wanted: Sequence[Probe]) -> list[dict[str, Any]]:
+    """The wanted probes' records of `step`: the module path's forward and backward as the autograd step does
+    them (hooks, .grad), BN running statistics restored after it, then each probe's measurement."""
+    model = task.model
+    rng = rng_state()
+    for p in wanted:
+        p.before_forward(model, step)
+    with kept_buffers(model):
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss_fn(model, task.x_train, task.y_train)
+        loss.backward()
+        ctx = StepContext(model, task.x_train, task.y_train, loss.detach(), task.loss_fn, lr, step, rng, optimizer)
+        return [{"step": step, **p.measure(ctx)} for p in wanted]
+
+
 def train_step(loop: _Loop, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
-    """bnlib.train's step for a run with `loop.fast`: on a probed step the module path's forward and backward
-    first (probes measure between it and the update, as in the autograd step), then the written-out step."""
+    """bnlib.train's step for a run with `loop.fast`: on a probed step the probes first (they measure before
+    the update, as in the autograd step), then the written-out step."""
     wanted = [p for p in probes if p.wants(step)]
     loop.in_step = True
     if wanted:
-        task, model = loop.task, loop.task.model
-        loop.start_of_step = ckpt.state_now(model, loop.optimizer, copy_tensors=True) if keep_start else None
-        rng = rng_state()
-        for p in wanted:
-            p.before_forward(model, step)
-        with kept_buffers(model):
-            loop.optimizer.zero_grad(set_to_none=True)
-            loss = task.loss_fn(model, task.x_train, task.y_train)
-            loss.backward()
-            ctx = StepContext(model, task.x_train, task.y_train, loss.detach(), task.loss_fn, loop.config.lr, step,
-                              rng, loop.optimizer)
-            for p in wanted:
-                loop.history["probes"][p.name].append({"step": step, **p.measure(ctx)})
+        loop.start_of_step = ckpt.state_now(loop.task.model, loop.optimizer, copy_tensors=True) if keep_start else None
+        records = probe_records(loop.task, loop.optimizer, loop.config.lr, step, wanted)
+        for p, record in zip(wanted, records, strict=True):
+            loop.history["probes"][p.name].append(record)
     loop.step_loss[step] = loop.fast.step()
     loop.in_step, loop.start_of_step = False, None
