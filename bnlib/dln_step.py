@@ -3,20 +3,24 @@ norms without autograd or module calls, and the SGD update as one operation.
 
 Why: a DLN step is 25 products of a 10 x 10 weight with 10 x 1000 activations each way, so little arithmetic
 that under autograd most of a step is per-operation overhead (module calls, graph building, the optimiser's
-loop over 25 to 73 tensors): 2 to 6 ms a step on one CPU thread, 20 to 60 s for the paper's 10,000 steps.
-Written out, a step is a few hundred tensor operations and no graph: activations are kept features-first
-(10 x N, where a product takes half the time and per-unit statistics are row reductions), the parameters and
-the running statistics each live in one flat tensor (the model's tensors become views of it, same objects,
-same values), so the update and each statistic's running average are one operation each.
+loop over 25 to 73 tensors): 1.6 ms (no norm) to 10 ms (l_p norms) a step on one CPU thread, 16 to 105 s for
+the paper's 10,000 steps. Written out, a step is a few hundred tensor operations and no graph (0.3 to 2.5 ms):
+activations stay features-first (10 x N, where a product takes half the time and per-unit statistics are row
+reductions) in buffers allocated once, and the parameters and running statistics each live in one flat tensor
+(the model's tensors become views of it: same objects, same values), so the update and each statistic's
+running average are one operation each. `python -m bnlib.bench --only dln` measures both.
 
 What it computes: the loss, gradients, SGD update and running statistics of the module path (the model's
-forward, autograd and torch.optim.SGD), in another order of floating-point operations, so the two agree to
-rounding (tests/test_dln_step.py checks it against autograd in float64, and over steps in float32). Updates
-are in place, so checkpoints, evaluation and probes see the model as they always do. A probed step also runs
-the module path's forward and backward (BN running statistics restored after it), so probes see the gradients
-and activations they would see without this step; the update always comes from here, so a probe never
-changes the trajectory. Covered: norms none, batch, l1, l2 and linf under plain SGD (no momentum, no weight
-decay); other runs train through autograd. `BNLIB_DLN_FAST=0` turns it off (e.g. to compare).
+forward, autograd and torch.optim.SGD), in another order of floating-point operations: they agree to ~1e-15 in
+float64 and to float32 rounding over steps (tests/test_dln_step.py). Over 10,000 float32 steps at the edge of
+stability rounding differences grow at the loss spikes, as with any rounding change (another thread count):
+on the Standard run at LR 1e-6 either path's loss differs from a float64 run's by up to 26% at an early spike
+and by ~1e-5 elsewhere. A run stays bitwise reproducible for a given thread count.
+Updates are in place, so checkpoints, evaluation and probes see the model as they always do. A probed step also
+runs the module path's forward and backward (BN running statistics restored after it), so probes see the
+gradients and activations they would see without this step; the update always comes from here, so a probe
+never changes the trajectory. Covered: norms none, batch, l1, l2 and linf under plain SGD (no momentum, no
+weight decay), on the CPU; other runs train through autograd. `BNLIB_DLN_FAST=0` turns it off (e.g. to compare).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from bnlib.models import DLN, LpNorm
 from bnlib.probes.base import Probe, StepContext, rng_state
 
 if TYPE_CHECKING:
-    from bnlib.train import RunConfig, Task, _Loop
+    from bnlib.train import RunConfig, Task
 
 NORMS = ("none", "batch", "l1", "l2", "linf")
 ENV = "BNLIB_DLN_FAST"
@@ -76,7 +80,7 @@ class _Norm:
     (d x 1) that broadcast over a features-first activation."""
 
     def __init__(self, fast: FastDLN, i: int, module: nn.Module, stats: int) -> None:
-        self.i, self.eps, self.inv_n, self.n = i, module.eps, fast.inv_n, fast.n
+        self.eps, self.inv_n, self.n = module.eps, fast.inv_n, fast.n
         self.weight = fast.norm_weight[i]
         self.weight_col, self.bias_col = self.weight.view(-1, 1), fast.norm_bias[i].view(-1, 1)
         self.dweight, self.dbias = fast.grad_norm_weight[i], fast.grad_norm_bias[i]
@@ -196,14 +200,16 @@ class FastDLN:
         """The norm layers over packed rows (one per layer) of their gains and shifts, gradients, running and
         batch statistics, and the buffers their forward and backward write."""
         count, lp = len(modules), self.kind == "lp"
-        self.norm_weight, self.norm_bias = (self.flat[-2 * count * d:].view(2, count, d))
+        settings = {(m.momentum, m.eps, getattr(m, "affine", True), getattr(m, "track_running_stats", True))
+                    for m in modules}
+        if len(settings) != 1 or next(iter(settings))[0] is None or not all(next(iter(settings))[2:]):
+            raise ValueError(f"the written-out DLN step needs affine norms with running statistics and one momentum "
+                             f"and eps, got (momentum, eps, affine, running statistics) {sorted(settings, key=str)}")
+        self.momentum, self.eps = next(iter(settings))[:2]
+        self.norm_weight, self.norm_bias = self.flat[-2 * count * d:].view(2, count, d)
         self.grad_norm_weight, self.grad_norm_bias = self.flat_grad[-2 * count * d:].view(2, count, d)
         names = ("running_mean", "running_scale") if lp else ("running_mean", "running_var", "num_batches_tracked")
         self.running = [pack([getattr(m, name) for m in modules]).view(count, -1) for name in names]
-        momenta = {m.momentum for m in modules}
-        if len(momenta) != 1 or None in momenta or any(not getattr(m, "affine", True) for m in modules):
-            raise ValueError(f"the written-out DLN step needs affine norms with one running momentum, got {momenta}")
-        self.momentum, self.eps = momenta.pop(), modules[0].eps
         self.stats = new(5 if lp else 3, count, d)  # per layer: mean, then (m, scale, q, coef) or (var + eps, invstd)
         self.pre_norm, self.d_pre_norm = ([new(1, d, self.n) for _ in range(count)] for _ in range(2))
         self.norms[:count] = [(_LpNorm if lp else _BatchNorm)(self, i, m) for i, m in enumerate(modules)]
@@ -257,8 +263,11 @@ class FastDLN:
 
 def for_run(config: RunConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             optimizer: torch.optim.Optimizer) -> FastDLN | None:
-    """The written-out step of this run, or None where it does not apply (the run then uses autograd)."""
-    return FastDLN(model, x, y, optimizer) if isinstance(model, DLN) and applies(config, optimizer) else None
+    """The written-out step of this run, or None where it does not apply (the run then uses autograd). CPU only
+    for now: nothing here is CPU-specific, but it has not been checked on a GPU yet."""
+    if not (isinstance(model, DLN) and x.device.type == "cpu" and applies(config, optimizer)):
+        return None
+    return FastDLN(model, x, y, optimizer)
 
 
 @contextlib.contextmanager
@@ -290,9 +299,10 @@ def probe_records(task: Task, optimizer: torch.optim.Optimizer, lr: float, step:
         return [{"step": step, **p.measure(ctx)} for p in wanted]
 
 
-def train_step(loop: _Loop, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
-    """bnlib.train's step for a run with `loop.fast`: on a probed step the probes first (they measure before
-    the update, as in the autograd step), then the written-out step."""
+def train_step(loop: Any, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
+    """bnlib.train's step for a run with `loop.fast` (`loop`: the training loop's state, bnlib.train's private
+    loop object): on a probed step the probes first (they measure before the update, as in the autograd step),
+    then the written-out step."""
     wanted = [p for p in probes if p.wants(step)]
     loop.in_step = True
     if wanted:

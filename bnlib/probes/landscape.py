@@ -35,7 +35,7 @@ VGG_HESSIAN_ITERS = 50
 # within 6 to 20 products, its top eigenvalue then within 1% of a converged reference (tolerance 1e-6), so a
 # cap of 30 never stops one early and bounds what one measurement can cost. From step 250 on, both runs' top
 # eigenvalue sits at 2 / LR (edge of stability): every 5 x dln_probe_every steps (8 points at the cpu profile,
-# was 14) draws that line as well, at 6-9% of the run's training time (was 11-16% of the autograd run's).
+# was 14) draws that line as well, at about 6% of either run's CPU time.
 DLN_HESSIAN_ITERS = 30
 DLN_HESSIAN_EVERY_FACTOR = 5
 
