@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -247,6 +248,14 @@ class FastDLN:
                 da = torch.mm(self.weights_t[i], da, out=self.d_out2[i - 1])
         return r.square().sum()
 
+    def computes(self, loss_fn: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether this step's loss is the run's one loss `loss_fn` (what evaluation and the probes use) at the
+        current weights, to float rounding: the written-out step implements the sum of squared errors, so a run
+        whose loss is another (a changed definition) trains through autograd instead of on a stale copy."""
+        with kept_buffers(model), torch.no_grad():
+            expected = float(loss_fn(model, x, y))
+        return math.isfinite(expected) and abs(float(self.loss()) - expected) <= 1e-4 * abs(expected)
+
     def step(self) -> torch.Tensor:
         """One SGD step in place (weights, then the norms' running statistics); returns the loss, on the device."""
         loss = self.loss()
@@ -261,13 +270,14 @@ class FastDLN:
         return loss
 
 
-def for_run(config: RunConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-            optimizer: torch.optim.Optimizer) -> FastDLN | None:
+def for_run(config: RunConfig, task: Task, optimizer: torch.optim.Optimizer) -> FastDLN | None:
     """The written-out step of this run, or None where it does not apply (the run then uses autograd). CPU only
     for now: nothing here is CPU-specific, but it has not been checked on a GPU yet."""
+    model, x, y = task.model, task.x_train, task.y_train
     if not (isinstance(model, DLN) and x.device.type == "cpu" and applies(config, optimizer)):
         return None
-    return FastDLN(model, x, y, optimizer)
+    fast = FastDLN(model, x, y, optimizer)
+    return fast if fast.computes(task.loss_fn, model, x, y) else None
 
 
 @contextlib.contextmanager

@@ -157,7 +157,7 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     idx = batch_indices(len(task.x_train), n, 0, config.seed, task.x_train.device)
     x, y = task.x_train[idx], task.y_train[idx]
 
-    fast = dln_step.for_run(config, model, x, y, optimizer)  # the DLN's written-out step, as train() takes it
+    fast = dln_step.for_run(config, task, optimizer)  # the DLN's written-out step, as train() takes it
 
     def step(probe: Probe | None = None) -> None:
         if fast is not None:

@@ -298,7 +298,7 @@ def _start(config: RunConfig, device: torch.device, options: dict[str, bool]) ->
         "evals": [], "probes": {}, "diverged_at": None, "steps_done": 0, "seconds": 0.0, "execution": options,
     }
     nan = torch.full((config.steps,), float("nan"), device=device)
-    fast = dln_step.for_run(config, task.model, task.x_train, task.y_train, optimizer)
+    fast = dln_step.for_run(config, task, optimizer)
     if config.model == "dln":
         history["execution"] = {**options, "dln_fast": fast is not None}
     return _Loop(config, task, forward, optimizer, history, nan, nan.clone(), fast=fast)

@@ -62,7 +62,7 @@ def test_weights_and_statistics_after_steps_match(norm, monkeypatch):
         monkeypatch.setenv(dln_step.ENV, flag)
         task = build_task(config)
         optimizer = torch.optim.SGD(task.model.parameters(), lr=config.lr)
-        fast = dln_step.for_run(config, task.model, task.x_train, task.y_train, optimizer)
+        fast = dln_step.for_run(config, task, optimizer)
         assert (fast is not None) == (flag == "1")
         for _ in range(config.steps):
             if fast is not None:
@@ -94,6 +94,20 @@ def test_runs_are_bitwise_reproducible_and_probes_leave_them_alone():
                                     {"weight_decay": 1e-3}])
 def test_other_runs_train_through_autograd(change):
     assert train(_config("batch").replace(steps=3, **change), progress=False)["execution"]["dln_fast"] is False
+
+
+def test_a_run_whose_loss_is_another_trains_through_autograd():
+    """The written-out step implements the sum of squared errors: given any other loss (here twice it) the run
+    falls back to autograd rather than train on a copy of the loss that no longer is the run's."""
+    config = _config("batch")
+    task = build_task(config)
+    optimizer = torch.optim.SGD(task.model.parameters(), lr=config.lr)
+    assert dln_step.for_run(config, task, optimizer) is not None
+    one = task.loss_fn
+    task.loss_fn = lambda model, x, y: 2 * one(model, x, y)
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    assert dln_step.for_run(config, task, optimizer) is None
+    assert all(torch.equal(v, before[k]) for k, v in task.model.state_dict().items())  # the check left no trace
 
 
 def test_the_switch_is_checked(monkeypatch):
