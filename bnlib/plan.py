@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from bnlib import runs
+from bnlib import dln_step, runs
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import PROFILES, Profile, resolve
@@ -146,7 +146,8 @@ class Assumed:
 def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASURED_STEPS,
             device: str | None = None, meter: Meter = timer) -> Cost:
     """Time `steps` training steps of `config` after one warm-up step, one probed step per probe, and
-    an evaluation slice; on the device the run would train on (eager, default memory layout)."""
+    an evaluation slice; on the device the run would train on (eager, default memory layout; a DLN through
+    bnlib.dln_step's written-out step where train() takes it)."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     task = build_task(config, device or default_device())
@@ -156,7 +157,14 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     idx = batch_indices(len(task.x_train), n, 0, config.seed, task.x_train.device)
     x, y = task.x_train[idx], task.y_train[idx]
 
+    fast = dln_step.for_run(config, task, optimizer)  # the DLN's written-out step, as train() takes it
+
     def step(probe: Probe | None = None) -> None:
+        if fast is not None:
+            if probe is not None:
+                dln_step.probe_records(task, optimizer, config.lr, 0, [probe])
+            fast.step()
+            return
         rng = rng_state()
         if probe is not None:
             probe.before_forward(model, 0)

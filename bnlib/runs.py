@@ -24,7 +24,7 @@ from bnlib.checks import BadParameter
 from bnlib.probes.base import Probe
 from bnlib.train import RunConfig, train
 
-CORE_MODULES = ("checks", "data", "execution", "losses", "models", "store", "train", "runs", "probes/base")
+CORE_MODULES = ("checks", "data", "execution", "losses", "models", "store", "train", "dln_step", "runs", "probes/base")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 

@@ -21,7 +21,7 @@ import tqdm.std
 from torch import nn
 
 from bnlib import checkpoint as ckpt
-from bnlib import checks, losses
+from bnlib import checks, dln_step, losses
 from bnlib import data as bdata
 from bnlib.execution import execution_options, prepare_execution
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
@@ -175,6 +175,7 @@ class _Loop:
     start_of_step: dict[str, Any] | None = None  # whole state before the probed step in flight
     saved_at: int | None = None
     step: int = 0  # the step in flight, or the boundary the loop stands at
+    fast: dln_step.FastDLN | None = None  # the DLN's written-out step, where it applies (bnlib.dln_step)
 
     @property
     def classify(self) -> bool:
@@ -207,6 +208,9 @@ class _Loop:
     def train_step(self, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
         """One SGD step (probes measure between backward and update); `keep_start` copies the whole
         state first on probed steps, so an exception inside a probe can fall back to it."""
+        if self.fast is not None:
+            dln_step.train_step(self, step, probes, keep_start)
+            return
         config, model, optimizer = self.config, self.task.model, self.optimizer
         batch_size = config.batch_size if self.classify else len(self.task.x_train)  # the DLN is full-batch GD
         idx = batch_indices(len(self.task.x_train), batch_size, step, config.seed, self.task.x_train.device)
@@ -255,7 +259,10 @@ def _start(config: RunConfig, device: torch.device, options: dict[str, bool]) ->
         "evals": [], "probes": {}, "diverged_at": None, "steps_done": 0, "seconds": 0.0, "execution": options,
     }
     nan = torch.full((config.steps,), float("nan"), device=device)
-    return _Loop(config, task, forward, optimizer, history, nan, nan.clone())
+    fast = dln_step.for_run(config, task, optimizer)
+    if config.model == "dln":
+        history["execution"] = {**options, "dln_fast": fast is not None}
+    return _Loop(config, task, forward, optimizer, history, nan, nan.clone(), fast=fast)
 
 
 def _resume(loop: _Loop, path: Path) -> int:

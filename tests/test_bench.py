@@ -65,7 +65,8 @@ def test_bench_prints_every_default_section(tmp_path, tiny_book, capsys):
                 "channels_last=False, compile=False", "channels_last=True, compile=True",
                 "utilization (training step / machine peak", "loop overhead (bnlib.train.train step / bare eager",
                 "what would get closer", "widened", "(no default probes defined yet)", "tiny.ipynb",
-                "vgg/batch", "0.1, 0.5", "dln/none", "projected canonical runs of the book"):
+                "vgg/batch", "0.1, 0.5", "dln/none", "projected canonical runs of the book",
+                "Deep linear network: a 60-step run"):
         assert row in out, f"missing {row!r} in:\n{out}"
     assert CountingProbe.calls >= 2  # one timed measurement by each clock (wall, CPU)
     counting = next(line for line in out.splitlines() if line.startswith("vgg") and "counting" in line)
@@ -91,7 +92,7 @@ def test_a_frozen_clock_prints_na_instead_of_crashing(tiny_book, monkeypatch, ca
     monkeypatch.setattr(time, "perf_counter", lambda: 1.0)
     monkeypatch.setattr(time, "process_time", lambda: 1.0)
     hardware.matmul_peak.cache_clear()
-    bench.main(TINY + ["--only", "utilization", "layers", "probes", "hessian", "book"])
+    bench.main(TINY + ["--only", "utilization", "layers", "probes", "dln", "hessian", "book"])
     hardware.matmul_peak.cache_clear()
     out = capsys.readouterr().out
     assert "FAILED" not in out, out
@@ -99,6 +100,21 @@ def test_a_frozen_clock_prints_na_instead_of_crashing(tiny_book, monkeypatch, ca
     assert utilization.endswith(": n/a")
     assert "loop overhead (bnlib.train.train step / bare eager step - 1): n/a" in out
     assert "projected canonical runs of the book at profile smoke on cpu: n/a min wall" in out
+
+
+def test_the_dln_section_times_each_canonical_run_with_and_without_its_probes(capsys):
+    """Section dln at profile smoke: every l_p norm's canonical run, the autograd step beside the written-out one,
+    each probe's records and the Hessian's products, and the bound the tests hold the probes to."""
+    bench.main(TINY + ["--only", "dln", "--dln-autograd-steps", "10"])
+    out = capsys.readouterr().out
+    assert "FAILED" not in out, out
+    for norm in ("none", "batch", "l1", "l2", "linf"):
+        row = next(line for line in out.splitlines() if line.startswith(f"dln/{norm} lr 1e-06"))
+        assert ("landscape" in row) and (("hessian" in row) == (norm in ("none", "batch")))
+    hessian = next(line for line in out.splitlines() if line.startswith("dln/batch") and " hessian " in line)
+    assert "products each" in hessian and "converged" in hessian
+    assert f"bound at the cpu profile: {100 * common.DLN_PROBE_SHARE:.1f}%" in out
+    assert "10 steps timed and scaled to 60" in out
 
 
 def test_the_loop_report_survives_zero_and_missing_times(capsys):

@@ -220,8 +220,9 @@ def test_execution_options_from_the_environment(monkeypatch):
 
 
 def test_the_dln_ignores_execution_options(tiny_dln):
+    """The VGG's options do not apply; the DLN's written-out step (bnlib.dln_step) is recorded instead."""
     assert train(tiny_dln, progress=False, channels_last=True, compile_model=True)["execution"] == {
-        "channels_last": False, "compile": False}
+        "channels_last": False, "compile": False, "dln_fast": True}
 
 
 @pytest.mark.parametrize("model", ["vgg", "dln"])

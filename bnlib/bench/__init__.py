@@ -7,8 +7,9 @@ Sections, one module per group:
   peak memory) (bnlib.bench.loop); `speedups` channels_last and torch.compile (.speedups);
 - `utilization` the VGG step's FLOP/s against the machine's fp32 peak, and our loop against a bare
   eager step; `layers` per-layer times and FLOP/s, and what would reach the peak (.hardware);
-- `probes` each default probe's cost (.probes); `hessian` our top Hessian eigenvalue vs PyHessian's
-  (.hessian);
+- `probes` each default probe's cost (.probes); `dln` a deep linear network run at the profile's length with
+  and without its probes, and the autograd step it replaced (.dln); `hessian` our top Hessian eigenvalue vs
+  PyHessian's (.hessian);
 - `chapter` peak memory of a chapter under papermill; opt-in, `book-build` a cold jupyter-book
   build's wall and CPU time (.builds);
 - `book` projected time of the book's canonical runs, `gpu` the same at profile paper on CUDA (.book).

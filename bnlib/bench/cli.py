@@ -16,6 +16,7 @@ import torch
 from bnlib import data as bdata
 from bnlib.bench.book import section_book, section_gpu
 from bnlib.bench.builds import DEFAULT_CHAPTER, section_book_build, section_chapter
+from bnlib.bench.dln import section_dln
 from bnlib.bench.hardware import section_layers, section_utilization
 from bnlib.bench.hessian import section_hessian
 from bnlib.bench.loop import child_main, section_loop
@@ -24,7 +25,8 @@ from bnlib.bench.speedups import section_speedups
 from bnlib.bench.util import peak_rss_mb
 from bnlib.profiles import resolve
 
-DEFAULT_SECTIONS = ("loop", "speedups", "utilization", "layers", "probes", "hessian", "chapter", "book", "gpu")
+DEFAULT_SECTIONS = ("loop", "speedups", "utilization", "layers", "probes", "dln", "hessian", "chapter", "book",
+                    "gpu")
 OPT_IN_SECTIONS = ("book-build",)  # a cold book build: half an hour at profile cpu
 SECTIONS = DEFAULT_SECTIONS + OPT_IN_SECTIONS
 
@@ -47,6 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--probe-reps", type=int, default=2, help="timed measurements per probe (default: 2)")
     parser.add_argument("--matmul-size", type=int, default=2048,
                         help="n of the n x n fp32 matmul that measures the machine's peak (default: 2048)")
+    parser.add_argument("--dln-autograd-steps", type=int, default=1000,
+                        help="steps of each DLN run timed on the autograd path, scaled to the run (default: 1000)")
     parser.add_argument("--hessian-iters", type=int, default=100,
                         help="cap on Hessian-vector products per method (PyHessian default: 100)")
     parser.add_argument("--hessian-tol", type=float, default=1e-3,
@@ -57,7 +61,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="also run the chapter at profile cpu (minutes)")
     parser.add_argument("--child", choices=("ours", "torchvision", "interleaved"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("steps", "warmup", "threads", "probe_reps", "hessian_iters", "rounds", "matmul_size"):
+    for name in ("steps", "warmup", "threads", "probe_reps", "hessian_iters", "rounds", "matmul_size",
+                 "dln_autograd_steps"):
         minimum = 0 if name == "warmup" else 1
         if getattr(args, name) < minimum:
             parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
@@ -78,6 +83,7 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
         "utilization": lambda: section_utilization(args, args.profile, args.device),
         "layers": lambda: section_layers(args, args.profile, args.device),
         "probes": lambda: probes.extend(section_probes(args, args.profile, args.device)),
+        "dln": lambda: section_dln(args, args.profile),
         "hessian": lambda: section_hessian(args, args.profile, args.device),
         "chapter": lambda: section_chapter(args, ["smoke", "cpu"] if args.full else ["smoke"]),
         "book": lambda: section_book(args, args.profile, args.device, probes),

@@ -108,8 +108,10 @@ def vgg_probes(profile: Profile) -> list[Probe]:
 
 
 def dln_probes(profile: Profile) -> list[Probe]:
-    """Figure 9's layers 1, 11 and 24 of the DLN."""
-    return [ActivationProbe(max(1, profile.dln_probe_every // 5), layers=[1, 11, 24])]
+    """Figure 9's layers 1, 11 and 24 of the DLN, every dln_probe_every steps: its ridge plots draw at most 40
+    rows (40 records at the cpu profile) and no claim reads the DLN's, so a finer cadence would only add probed
+    steps (each runs the module path's forward and backward beside the written-out step: bnlib.dln_step)."""
+    return [ActivationProbe(profile.dln_probe_every, layers=[1, 11, 24])]
 
 
 # ---- accessors on a run's history (used by chapters, plots and claims) ----
