@@ -153,5 +153,5 @@ def section_dln(args: argparse.Namespace, profile: str, norms: Sequence[str] = N
           f"probes; with probes: the run's canonical probes (what the figures read of it), of which the probed "
           f"steps' probe work (timed inside the run: each probed step runs the module's forward and backward once "
           f"for its probes, then each probe measures); probe share = that / with probes; bound at the cpu profile: "
-          f"{percent(common.DLN_PROBE_SHARE)} (the cadences were chosen for it; a benchmark, not a test, checks speed).")
+          f"{percent(common.DLN_PROBE_SHARE)} (the cadences were chosen for it).")
     return results
