@@ -216,7 +216,7 @@ def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 1
                 if paper_data and norm in PAPER_SERIES and layer in (2, 9, 13):
                     curve = paper.curve(name, PAPER_SERIES[norm], moment=moments[key], layer=layer)
                     overlay.line(ax, overlay.positive(curve) if kind == "step" else curve, name, label(norm),
-                                 COLOURS[norm], _total(runs))
+                                 COLOURS[norm], _total({seed: runs}))
             if kind == "step":
                 ax.set_yscale("log")
             ax.set_title(f"Layer #{layer}", loc="left")
