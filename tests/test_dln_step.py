@@ -150,3 +150,17 @@ def test_probes_stay_under_their_share_of_a_canonical_dln_run():
         share = sorted(shares)[1]
         assert share <= common.DLN_PROBE_SHARE, f"dln/{norm} with {names}: probes {share:.0%} of the run"
         assert share > 0.005  # it measured something
+
+
+def test_the_plan_times_the_step_train_runs_and_a_gpu_estimate_counts_the_autograd_one():
+    """bnlib.plan measures the written-out step (what train() runs on the CPU); its GPU estimate counts the
+    autograd step's operations, since a GPU run trains through autograd. Operation counts, not times: exact."""
+    config = _config("none")
+
+    def ops(work) -> float:
+        return float(plan.count(work)[1])
+
+    written_out = plan.measure(config, steps=1, device="cpu", meter=ops)
+    autograd = plan.measure(config, steps=1, device="cpu", meter=ops, written_out=False)
+    assert 0 < written_out.step_s < autograd.step_s
+    assert plan.assumed_cost(config, [], flops_per_s=1e30, op_s=1.0).step_s == autograd.step_s
