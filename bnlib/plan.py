@@ -144,10 +144,10 @@ class Assumed:
 
 
 def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASURED_STEPS,
-            device: str | None = None, meter: Meter = timer) -> Cost:
+            device: str | None = None, meter: Meter = timer, written_out: bool = True) -> Cost:
     """Time `steps` training steps of `config` after one warm-up step, one probed step per probe, and
     an evaluation slice; on the device the run would train on (eager, default memory layout; a DLN through
-    bnlib.dln_step's written-out step where train() takes it)."""
+    bnlib.dln_step's written-out step where train() takes it, unless `written_out` is False)."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     task = build_task(config, device or default_device())
@@ -157,7 +157,7 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     idx = batch_indices(len(task.x_train), n, 0, config.seed, task.x_train.device)
     x, y = task.x_train[idx], task.y_train[idx]
 
-    fast = dln_step.for_run(config, task, optimizer)  # the DLN's written-out step, as train() takes it
+    fast = dln_step.for_run(config, task, optimizer) if written_out else None  # the DLN's step as train() runs it
 
     def step(probe: Probe | None = None) -> None:
         if fast is not None:
@@ -207,8 +207,8 @@ def assumed_cost(config: RunConfig, probes: Iterable[Probe], flops_per_s: float,
     `batch` images of the synthetic set (1 input channel; CIFAR-10's 3 add ~1% of the FLOPs) and scaled
     to the run's batch, since its FLOPs are linear in the batch; its evaluation covers 2 x n_test images
     (`test_images` when n_test is None: CIFAR-10's test split)."""
-    if config.model == "dln":
-        return measure(config, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s))
+    if config.model == "dln":  # counted on the CPU, as a GPU runs it: through autograd (bnlib.dln_step is CPU-only)
+        return measure(config, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s), written_out=False)
     small = config.replace(batch_size=min(batch, config.batch_size), n_train=None, n_test=batch, dataset="synthetic")
     scale = config.batch_size / small.batch_size
     cost = measure(small, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s, scale))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bnlib import dln_step
+from bnlib import dln_step, plan
 from bnlib.probes import activations, landscape
 from bnlib.profiles import resolve
 from bnlib.train import RunConfig, build_task, train
@@ -126,3 +126,17 @@ def test_packing_keeps_the_models_tensors():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     fast.flat.zero_()
     assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters())
+
+
+def test_the_plan_times_the_step_train_runs_and_a_gpu_estimate_counts_the_autograd_one():
+    """bnlib.plan measures the written-out step (what train() runs on the CPU); its GPU estimate counts the
+    autograd step's operations, since a GPU run trains through autograd. Operation counts, not times: exact."""
+    config = _config("none")
+
+    def ops(work) -> float:
+        return float(plan.count(work)[1])
+
+    written_out = plan.measure(config, steps=1, device="cpu", meter=ops)
+    autograd = plan.measure(config, steps=1, device="cpu", meter=ops, written_out=False)
+    assert 0 < written_out.step_s < autograd.step_s
+    assert plan.assumed_cost(config, [], flops_per_s=1e30, op_s=1.0).step_s == autograd.step_s
