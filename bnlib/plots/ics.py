@@ -155,8 +155,11 @@ def fig3(runs: SeedRuns, layers: Sequence[int], model: str, paper_data: bool = T
         _titles(axes[r], lr, layers, model)
     overlay.legend(grid[-1, 0])
     fig.tight_layout()
+    note = spread.seeds_note(len(runs))
     if paper_data:
-        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), note=spread.seeds_note(len(runs)))
+        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), note=note)
+    elif note:
+        fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=9)
     return fig
 
 
