@@ -67,14 +67,6 @@ def _draw_accuracy(ax: Axes, histories: Sequence[Mapping[str, Any]], split: str,
         ax.axvline(step, color=colour, lw=0.8, ls=":")
 
 
-def _total(by_seed: Mapping[int, Mapping[Any, Mapping[str, Any]]]) -> int:
-    return max(Run.of(h).steps for runs in by_seed.values() for h in runs.values())
-
-
-def _first(by_seed: Mapping[int, Mapping[Any, Mapping[str, Any]]]) -> Mapping[str, Any]:
-    return next(iter(next(iter(by_seed.values())).values()))
-
-
 def fig1_accuracy(by_seed: Mapping[int, Mapping[tuple[str, float], Mapping[str, Any]]],
                   paper_data: bool = True) -> Figure:
     """Figure 1(a, b): training and test accuracy (%) vs steps, Standard vs +BN at each learning rate,
@@ -95,7 +87,7 @@ def fig1_accuracy(by_seed: Mapping[int, Mapping[tuple[str, float], Mapping[str, 
                 name = "fig1a_train_acc" if split == "train" else "fig1b_test_acc"
                 series = f"{'standard' if norm == 'none' else 'bn'}_lr{lr:g}"
                 overlay.line(ax, paper.curve(name, series), name, f"{label(norm)}, LR={lr:g}",
-                             COLOURS[norm] if lr == 0.1 else PAPER_LR05[norm], _total(by_seed))
+                             COLOURS[norm] if lr == 0.1 else PAPER_LR05[norm], seeds.total_steps(by_seed))
         ax.axhline(10, color="grey", lw=0.6, ls=":")
         ax.set_xlabel("Steps (ours)")
         ax.set_ylabel(f"{split.capitalize()} accuracy (%)")
@@ -105,7 +97,7 @@ def fig1_accuracy(by_seed: Mapping[int, Mapping[tuple[str, float], Mapping[str, 
             overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, _first(by_seed), note=seeds.seeds_note(len(by_seed)))
+        overlay.scale_caption(fig, seeds.first_run(by_seed), note=seeds.seeds_note(len(by_seed)))
     return fig
 
 
@@ -177,13 +169,13 @@ def fig2_accuracy(by_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], paper_
                        COLOURS.get(norm, "black"), "--" if norm == "noise_only" else "-")
         if paper_data and norm in PAPER_SERIES:
             overlay.line(ax, paper.curve("fig2a_train_acc", PAPER_SERIES[norm]), "fig2a_train_acc", label(norm),
-                         COLOURS[norm], _total(by_seed))
+                         COLOURS[norm], seeds.total_steps(by_seed))
     ax.axhline(10, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="Steps (ours)", ylabel="Training accuracy (%)", ylim=(0, 100))
     overlay.legend(ax)
     fig.tight_layout()
     if paper_data:
-        overlay.scale_caption(fig, _first(by_seed), note=seeds.seeds_note(len(by_seed)))
+        overlay.scale_caption(fig, seeds.first_run(by_seed), note=seeds.seeds_note(len(by_seed)))
     return fig
 
 
@@ -216,7 +208,7 @@ def fig8(runs: Mapping[str, Mapping[str, Any]], layers: Sequence[int] = (2, 9, 1
                 if paper_data and norm in PAPER_SERIES and layer in (2, 9, 13):
                     curve = paper.curve(name, PAPER_SERIES[norm], moment=moments[key], layer=layer)
                     overlay.line(ax, overlay.positive(curve) if kind == "step" else curve, name, label(norm),
-                                 COLOURS[norm], _total({seed: runs}))
+                                 COLOURS[norm], seeds.total_steps({seed: runs}))
             if kind == "step":
                 ax.set_yscale("log")
             ax.set_title(f"Layer #{layer}", loc="left")

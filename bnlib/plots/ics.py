@@ -139,7 +139,7 @@ def fig3(runs: SeedRuns, layers: Sequence[int], model: str, paper_data: bool = T
     # one column per learning rate, panels stacked down it (readable at page width); axes[r] = column r
     fig, grid = plt.subplots(ncol, len(lrs), figsize=(3.6 * len(lrs), 2.9 * ncol), squeeze=False)
     axes = grid.T
-    total = max(Run.of(h).steps for by_key in runs.values() for h in by_key.values())
+    total = spread.total_steps(runs)
     for ax in grid.flat:
         ax.set_xlim(0, total)  # every panel spans the whole run, as the paper's top axes do
     for r, lr in enumerate(lrs):
@@ -157,7 +157,7 @@ def fig3(runs: SeedRuns, layers: Sequence[int], model: str, paper_data: bool = T
     fig.tight_layout()
     note = spread.seeds_note(len(runs))
     if paper_data:
-        overlay.scale_caption(fig, next(iter(next(iter(runs.values())).values())), note=note)
+        overlay.scale_caption(fig, spread.first_run(runs), note=note)
     elif note:
         fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=9)
     return fig

@@ -41,15 +41,6 @@ def _norms(runs: SeedRuns) -> list[str]:
     return list(next(iter(runs.values())))
 
 
-def _first(runs: SeedRuns) -> Mapping[str, Any]:
-    """One history (the first seed's first network): what the scale caption reads."""
-    return next(iter(next(iter(runs.values())).values()))
-
-
-def _total(runs: SeedRuns) -> int:
-    return max(Run.of(h).steps for r in runs.values() for h in r.values())
-
-
 def _smooth(v: np.ndarray, window: int) -> np.ndarray:
     """Trailing moving average (NaN-aware enough for plotting: a NaN poisons only its window)."""
     if window <= 1 or len(v) < window:
@@ -72,7 +63,7 @@ def training_curve(history: Mapping[str, Any], model: str) -> seeds.Curve:
 
 def _training(ax: Axes, runs: SeedRuns, model: str, paper_data: bool = True, figure: int = 5) -> None:
     """Training accuracy (VGG) or loss (DLN); `figure` names the paper's panel drawn beside it (5, or 12 / 13)."""
-    total = _total(runs)
+    total = seeds.total_steps(runs)
     for norm in _norms(runs):
         curves = [training_curve(r[norm], model) for r in runs.values()]
         seeds.draw(ax, curves, COLOURS[norm], LABELS[norm], lw=1.2)
@@ -92,7 +83,7 @@ def _captions(fig: Figure, runs: SeedRuns, paper_data: bool, extra: str = "") ->
     which = f"Seed {next(iter(runs))}." if len(runs) == 1 else seeds.seeds_note(len(runs))
     note = f"{which} {extra}".strip()
     if paper_data:
-        overlay.scale_caption(fig, _first(runs), note=note)
+        overlay.scale_caption(fig, seeds.first_run(runs), note=note)
     else:
         fig.text(0.5, 0.0, note, ha="center", va="top", fontsize=9, wrap=True)
 
@@ -128,7 +119,7 @@ def landscape_panels(runs: SeedRuns, model: str = "vgg", paper_data: bool = True
     _check(runs)
     fig, axes = plt.subplots(4, 1, figsize=(7, 14))
     _training(axes[0], runs, model, paper_data, 12 if model == "vgg" else 13)
-    total = _total(runs)
+    total = seeds.total_steps(runs)
     for norm in _norms(runs):
         _measures(axes[1:], runs, norm)
         if paper_data:

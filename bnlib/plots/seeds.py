@@ -7,10 +7,13 @@ stops there): from the point where a seed has no value the mean and band use the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+
+from bnlib.record import Run
 
 Curve = tuple[np.ndarray, np.ndarray]  # (x, y) of one seed
 
@@ -43,6 +46,16 @@ def draw(ax: Axes, curves: Sequence[Curve], colour: str, label: str, style: str 
     ax.plot(x, mean, style, color=colour, label=label if n == 1 else f"{label} (mean of {n} seeds)", **line)
     if n > 1:
         ax.fill_between(x, low, high, color=colour, alpha=alpha, linewidth=0)
+
+
+def first_run(by_seed: Mapping[int, Mapping[Any, Mapping[str, Any]]]) -> Mapping[str, Any]:
+    """One history of {seed: {key: history}} (the first seed's first run): what a scale caption reads."""
+    return next(iter(next(iter(by_seed.values())).values()))
+
+
+def total_steps(by_seed: Mapping[int, Mapping[Any, Mapping[str, Any]]]) -> int:
+    """The longest configured run of {seed: {key: history}}: the length the paper's twin axis spans."""
+    return max(Run.of(h).steps for runs in by_seed.values() for h in runs.values())
 
 
 def seeds_note(n: int) -> str:
