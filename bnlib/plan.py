@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from bnlib import dln_step, runs
+from bnlib import data, dln_step, pool, runs
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import PROFILES, Profile, resolve
@@ -327,6 +327,35 @@ def book_estimate(profile: Profile | str | None, flops_per_s: float, op_s: float
     return out
 
 
+def spent(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> str:
+    """Where a build's training time went, chapter by chapter and run by run: the seconds each cached run's
+    training took (`history["seconds"]`, wall time in the process that trained it, probes and evaluations
+    included; when runs trained side by side these overlap), each run counted under the first chapter that
+    plans it. Runs not in the cache are listed as such."""
+    lines, total = [], 0.0
+    seen: set[str] = set()
+    for chapter, planned in chapter_plans(profile, dataset, seeds).items():
+        rows = []
+        for config, probes in planned:
+            key = runs.run_key(config, probes)
+            if key in seen:
+                continue
+            seen.add(key)
+            if config.model == "vgg":
+                config = config.replace(dataset=data.resolve_name(config.dataset))
+            history = runs.load_result(runs.cache_dir() / "runs" / f"{key}.pt", key, config)
+            what = (f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
+                    + (f", probes {'/'.join(p.name for p in probes)}" if probes else ""))
+            rows.append((history["seconds"] if history else None, what))
+        done = sum(s for s, _ in rows if s is not None)
+        total += done
+        lines.append(f"chapter {chapter}: {len(rows)} runs of its own, {done:,.0f} s of training")
+        lines += [f"  {'not cached' if s is None else f'{s:7,.0f} s'}  {what}" for s, what in
+                  sorted(rows, key=lambda r: -(r[0] or 0))]
+    return "\n".join([*lines, f"all chapters: {total:,.0f} s of training (summed over runs; side by side on "
+                                 f"{pool.default_workers()} workers the wall time is less)"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bnlib.plan", description="Estimate each chapter's time on a "
                                      "GPU that is not here, from counted FLOPs and operations (no timing); or, "
@@ -335,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                         "else by hardware")
     parser.add_argument("--train", action="store_true", help="train the book's runs now, on all cores (make book "
                         "does this first, so that the chapters' runs train side by side across chapters)")
+    parser.add_argument("--spent", action="store_true", help="say where the cached runs' training time went, "
+                        "chapter by chapter and run by run (reads the run cache, trains nothing)")
     parser.add_argument("--dataset", default="auto")
     parser.add_argument("--flops-per-s", type=float, default=T4_FLOPS_PER_S, help="sustained fp32 FLOP/s assumed")
     parser.add_argument("--op-s", type=float, default=T4_OP_S, help="seconds per tensor operation (launch overhead)")
@@ -345,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         trained = runs.train_all(planned)
         print(f"profile {resolve(args.profile).name}: {len(planned)} runs in the book, {trained} trained now "
               f"in {time.perf_counter() - began:.0f} s, the rest were cached")
+        return 0
+    if args.spent:
+        print(spent(args.profile, args.dataset))
         return 0
     args.profile = args.profile or "gpu"
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -202,19 +202,20 @@ def _fake_runs(values: dict[tuple[str, float], tuple[float, float]], layers: tup
         return [{"step": t, "layers": list(layers), "l2": [l2] * n, "cos": [cos] * n, "g_norm": [1.0] * n,
                  "gp_norm": [1.0] * n} for t in range(0, 60, 10)]
 
-    return {key: {"config": {"steps": 60}, "evals": [{"step": 60, "train_acc": 0.9}],
+    return {key: {"config": {"steps": 60}, "evals": [{"step": 60, "train_acc": 0.9}], "step_acc": [0.9] * 60,
                   "probes": {"ics": records(l2, cos)}} for key, (l2, cos) in values.items()}
 
 
 @pytest.mark.parametrize("bn_l2,expected", [(1.0, "reproduced"), (5.0, "partly"), (0.1, "not reproduced"),
                                             (float("nan"), "inconclusive")])
 def test_vgg_claim_is_graded_against_the_papers_figure(bn_l2, expected):
-    """The paper's own Figure 3 (layer #5, LR 0.1) shows BN's ||G - G'|| similar to Standard's (x1.2)."""
+    """The paper's own Figure 3 (layer #5, LR 0.1) shows BN's ||G - G'|| similar to Standard's (x1.11 from step
+    1.3k, where its Standard reaches 50% training accuracy)."""
     from bnlib.claims import ics as ics_claims
 
     runs = _fake_runs({("none", 0.1): (1.0, 0.9), ("batch", 0.1): (bn_l2, 0.5)}, (5, 10))
     (result,) = ics_claims.vgg_claims({0: runs}, lrs=(0.1,))
-    assert result.paper == pytest.approx(1.19, abs=0.01) and result.paper_vs_text == "yes"
+    assert result.paper == pytest.approx(1.106, abs=0.01) and result.paper_vs_text == "yes"
     assert result.ours == [pytest.approx(bn_l2, nan_ok=True)] and result.verdict == expected
 
 

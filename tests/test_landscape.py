@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from bnlib.claims import stats as st
 from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN, VGG
 from bnlib.probes import landscape
@@ -124,11 +125,33 @@ def test_bad_input():
         landscape.landscape_series({"probes": {"ics": []}})
 
 
-def _fake_history(scale: float, steps=range(0, 60, 5)) -> dict:
-    """Records shaped like the probes' with every Standard measure `scale` x BN's (and x2 at step 0)."""
+def _fake_history(scale: float, steps=range(0, 60, 5), trains_from: int = 0) -> dict:
+    """Records shaped like the probes' with every Standard measure `scale` x BN's (and x2 at step 0); the
+    training-batch accuracy is at chance before step `trains_from`, 100% from it on."""
     recs = [{"step": t, "loss_min": 1.0, "loss_max": 1.0 + scale, "gdiff_min": 0.5 * scale,
              "gdiff_max": scale * (1 + (t == 0)), "beta_eff": 3 * scale} for t in steps]
-    return {"config": {"steps": 60}, "probes": {"landscape": recs}}
+    return {"config": {"steps": 60}, "probes": {"landscape": recs},
+            "step_acc": [0.1 if t < trains_from else 1.0 for t in range(60)]}
+
+
+def test_the_vgg_claims_leave_out_standards_plateau():
+    """A Standard run at chance until step 24 (half BN's loss range there, 8x once it trains) is graded on its
+    training phase only (steps 24-32 of "mid", 4-32): 8, reproduced; read from the start of "mid" the plateau
+    would make the median 0.5, 'not reproduced'."""
+    from bnlib.claims import landscape as claims
+
+    std = _fake_history(0.5, range(0, 60, 2), trains_from=24)
+    for r in std["probes"]["landscape"]:
+        if r["step"] >= 24:
+            r.update(loss_max=9.0)  # 1 + 8
+    bn = _fake_history(1.0, range(0, 60, 2))
+    by_id = {r.id: r for r in claims.vgg_claims({0: {"Standard": std, "+BN": bn}})}
+    assert claims.training_start(std) == 24
+    assert by_id["fig4a-vgg-loss-range-mid"].ours == [pytest.approx(8.0)]
+    assert by_id["fig4a-vgg-loss-range-mid"].verdict == "reproduced"
+    assert claims.median_ratio(*(st.landscape_curves(h)["loss_range"] for h in (std, bn)), 60, "mid") == 0.5
+    never = _fake_history(8.0, trains_from=60)  # never leaves chance: no phase, no verdict
+    assert claims.vgg_claims({0: {"Standard": never, "+BN": _fake_history(1.0)}})[0].verdict == "inconclusive"
 
 
 @pytest.mark.parametrize(("std_scale", "verdict"), [(8.0, "reproduced"), (50.0, "partly"), (1.1, "not reproduced"),

@@ -144,3 +144,18 @@ def test_an_assumed_vgg_cost_does_not_depend_on_the_batch_it_was_counted_on(tiny
     assert small.step_s == pytest.approx(smaller.step_s) and small.step_s > 0
     assert small.probe_s["ics"] == pytest.approx(smaller.probe_s["ics"]) and small.probe_s["ics"] > 0
     assert small.eval_s == pytest.approx(smaller.eval_s)
+
+
+def test_spent_says_where_the_training_time_went_chapter_by_chapter(cache):
+    """`python -m bnlib.plan --spent` reads each cached run's own recorded seconds under the first chapter that
+    plans it; a run not in the cache says so and adds nothing."""
+    first_config, first_probes = plan.chapter_plans("smoke", "synthetic", (0,))["01"][0]
+    history = runs.run(first_config, first_probes, progress=False)
+    text = plan.spent("smoke", "synthetic", (0,))
+    chapters = [line for line in text.splitlines() if line.startswith("chapter ")]
+    assert [line.split(":")[0] for line in chapters] == [f"chapter 0{n}" for n in range(1, 6)]
+    assert chapters[0].endswith(f"{history['seconds']:,.0f} s of training")
+    assert f"{history['seconds']:7,.0f} s  VGG {first_config.norm} lr {first_config.lr:g} seed 0" in text
+    listed = sum(int(line.split(": ")[1].split()[0]) for line in chapters)
+    assert listed == len(plan.book_plan("smoke", "synthetic", (0,)))  # every run once
+    assert text.count("not cached") == listed - 1

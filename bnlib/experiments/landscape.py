@@ -101,25 +101,28 @@ def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", se
                                                 *dln_plan(profile, seed).values())), *grid]
 
 
-def phase_medians(run: Run, phase: str) -> dict[str, float]:
-    """The median of each of Figure 4 / 10's measures over a phase of one run (NaN with too few probed
-    steps in it): the numbers whose Standard / BN ratios the claims grade."""
+def phase_medians(run: Run, phase: str, start: float = 0.0) -> dict[str, float]:
+    """The median of each of Figure 4 / 10's measures over a phase of one run from step `start` on (NaN with
+    too few probed steps in it): the numbers whose Standard / BN ratios the claims grade."""
     curves = st.landscape_curves(run)
-    return {f"median {text}": st.over(curves[key], st.total(run), phase) for key, text in claims.MEASURES.values()}
+    return {f"median {text}": st.over(curves[key], st.total(run), phase, start=start)
+            for key, text in claims.MEASURES.values()}
 
 
 def medians_table(runs: Mapping[int, Mapping[str, Run]], phases: Sequence[str] = ("mid",)) -> list[dict[str, Any]]:
     """Rows for `report.table`: one per phase and network, each median of `phase_medians` as the mean and range
     over the seeds of `runs` ({seed: {"Standard": run, "+BN": run}}), so that a reader sees whether the seeds'
-    spread is small beside the gap between the networks."""
+    spread is small beside the gap between the networks. A VGG phase starts, seed by seed, where that seed's
+    Standard run reaches 50% training accuracy, as the claims' does (`claims.training_start`)."""
     if not runs:
         raise ValueError('runs must map at least one seed to its {"Standard": run, "+BN": run}')
     model = Run.of(next(iter(next(iter(runs.values())).values()))).model
+    starts = {seed: claims.training_start(r["Standard"]) if model == "vgg" else 0.0 for seed, r in runs.items()}
     rows = []
     for phase in phases:
         for name in next(iter(runs.values())):
-            per_seed = [phase_medians(r[name], phase) for r in runs.values()]
-            rows.append({"network": name, "phase": st.describe(phase, model),
+            per_seed = [phase_medians(r[name], phase, starts[seed]) for seed, r in runs.items()]
+            rows.append({"network": name, "phase": st.describe(phase, model, model == "vgg"),
                          **{col: report.across_seeds([m[col] for m in per_seed]) for col in per_seed[0]}})
     return rows
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from bnlib import paper
 from bnlib.claims import stats as st
-from bnlib.claims.landscape import PAPER_FILES
+from bnlib.claims.landscape import PAPER_FILES, training_start
 from bnlib.plots import paper as overlay
 from bnlib.plots import seeds as spread
 from bnlib.probes.hessian import hessian_series
@@ -107,9 +107,15 @@ def landscape_figure(runs: BySeed, title: str = "", paper_data: bool = True) -> 
     total = max(Run.of(h).steps for hs in by_name.values() for h in hs)
     fig, axes = plt.subplots(3, 1, figsize=(7, 10.5))
     lo, hi = st.PHASES[CLAIM_PHASE]
+    begin, where = lo * total, ""
+    if model == "vgg":  # the claims' phase starts where Standard trains: shade from the latest seed's start
+        latest = max(training_start(h) for h in by_name["Standard"]) if "Standard" in by_name else 0.0
+        begin = max(begin, latest)
+        where = (f" from step {latest:,.0f} (the last seed's Standard reaches {st.TRAINING:g}%)" if begin < hi * total
+                 else f" (empty: a seed's Standard does not reach {st.TRAINING:g}% in it)")
     for ax in axes:
-        ax.axvspan(lo * total, hi * total, color="0.9", lw=0, zorder=0,
-                   label=f"grey: {st.describe(CLAIM_PHASE, model)}, the claims' main phase")
+        ax.axvspan(min(begin, hi * total), hi * total, color="0.9", lw=0, zorder=0,
+                   label=f"grey: {st.describe(CLAIM_PHASE, model)}, the claims' main phase{where}")
     for name, histories in by_name.items():
         series = [landscape_series(h) for h in histories]
         c = _colour(name)
