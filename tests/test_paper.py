@@ -80,12 +80,13 @@ def test_both_networks_train_from_where_standard_reaches_half_accuracy():
     BN at step 300; Standard at LR 0.5 never. Ours: a per-step curve that jumps from 10% to 90% at step 500
     reaches the mean of 50% over its trailing 20 steps (1/50 of 1,000) when half of them are past the jump."""
     fig1a = functools.partial(paper.curve, "fig1a_train_acc")
-    assert st.first_reaching(fig1a("standard_lr0.1"), 15_000) == 1000
-    assert st.first_reaching(fig1a("bn_lr0.1"), 15_000) == 300
-    assert st.first_reaching(fig1a("standard_lr0.5"), 15_000) == math.inf
+    assert st.training_from(fig1a("standard_lr0.1"), 15_000) == 1000
+    assert st.training_from(fig1a("bn_lr0.1"), 15_000) == 300
+    assert st.training_from(fig1a("standard_lr0.5"), 15_000) == math.inf
     assert landscape_claims.training_start(None) == 1000
     jump = paper.Curve(np.arange(1000.0), np.where(np.arange(1000) < 500, 10.0, 90.0))
-    assert st.first_reaching(jump, 1000) == 509
+    assert st.training_from(jump, 1000) == 509
+    assert st.first_reaching(jump, 10.0, 20) == 19  # full windows only: step 19 is the first with 20 steps
     assert st.in_phase(jump, 1000, "all", start=509).min() == 90  # the plateau is left out
     assert math.isnan(st.over(jump, 1000, "mid", start=math.inf))  # never trained: no phase, no statistic
 

@@ -76,7 +76,8 @@ def test_escape_steps_are_read_from_the_rolling_batch_accuracy():
     acc = np.r_[np.full(40, 0.1), np.full(40, 0.3), np.full(40, 0.9)]
     assert scaling.first_step_at(acc, 0.2) == 40 + 12  # the 25-step mean passes 0.2 halfway into the rise
     assert scaling.first_step_at(acc, 0.95) is None
-    assert np.allclose(scaling.rolling(np.ones(30)), 1.0)
+    rolled = scaling.rolling(np.r_[np.zeros(24), np.ones(30)])
+    assert np.isnan(rolled[:24]).all() and rolled[24] == pytest.approx(1 / 25) and rolled[-1] == 1.0  # full windows
 
 
 def test_the_signal_shrinks_through_the_standard_vgg_at_initialisation():

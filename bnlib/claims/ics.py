@@ -1,7 +1,7 @@
 """Figure 3's claims: BatchNorm does not reduce ICS (Definition 2.1), measured and read off the paper.
 
 Each VGG curve is summarised by its median over the probed steps from the step at which the Standard run's
-training accuracy reaches 50% (both networks train from there; `stats.first_reaching`, the paper's from its own
+training accuracy reaches 50% (both networks train from there; `stats.training_from`, the paper's from its own
 Figure 3 accuracy panel) to the end; each DLN curve over the whole run. The paper's l2
 difference is calibrated for the left-hand panels only (VGG layer #5, DLN layer #9; the right-hand
 panels have no tick labels), so the VGG claim uses layer #5 on both sides; the cosines of both
@@ -46,13 +46,13 @@ def vgg_claims(runs: Mapping[int, Mapping[tuple[str, float], Any]], lrs: Sequenc
     for lr in lrs:
         ours = {seed: l2_ratio(st.ics_curve(r[("batch", lr)], VGG_LAYER, "l2"),
                                st.ics_curve(r[("none", lr)], VGG_LAYER, "l2"), st.total(r[("batch", lr)]),
-                               st.first_reaching(st.batch_accuracy_curve(r[("none", lr)]), st.total(r[("none", lr)])))
+                               st.training_from(st.batch_accuracy_curve(r[("none", lr)]), st.total(r[("none", lr)])))
                 for seed, r in runs.items() if ("batch", lr) in r}
         if not ours:
             continue
         p = None
         if lr in (0.1, 0.01):  # from where the paper's own Standard (Figure 3's accuracy panel) reaches 50%
-            start = st.first_reaching(paper.curve("fig3a_vgg_train_acc", "standard", lr=lr), paper.TOTAL_STEPS["vgg"])
+            start = st.training_from(paper.curve("fig3a_vgg_train_acc", "standard", lr=lr), paper.TOTAL_STEPS["vgg"])
             p = l2_ratio(*(paper.curve("fig3a_vgg_ics_l2", s, lr=lr, layer=VGG_LAYER) for s in ("bn", "standard")),
                          paper.TOTAL_STEPS["vgg"], start)
         out.append(claim(f"fig3-vgg-ics-lr{lr:g}", "Fig. 3 (top)",

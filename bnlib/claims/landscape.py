@@ -40,8 +40,8 @@ def training_start(history: Mapping[str, Any] | None) -> float:
     """Where both VGGs train: the step the Standard run's training-batch accuracy reaches st.TRAINING (the paper's
     own Standard, Figure 1a at LR 0.1, when `history` is None)."""
     if history is None:
-        return st.first_reaching(paper.curve("fig1a_train_acc", "standard_lr0.1"), paper.TOTAL_STEPS["vgg"])
-    return st.first_reaching(st.batch_accuracy_curve(history), st.total(history))
+        return st.training_from(paper.curve("fig1a_train_acc", "standard_lr0.1"), paper.TOTAL_STEPS["vgg"])
+    return st.training_from(st.batch_accuracy_curve(history), st.total(history))
 
 
 def max_ratio(std: Curve, bn: Curve, total: int, phase: str) -> float:

@@ -43,8 +43,7 @@ def smoothed_batch_accuracy(history: dict[str, Any]) -> Curve:
     """Training-batch accuracy (%) as a running mean over 1/30 of the run (one batch is noisy)."""
     c = st.batch_accuracy_curve(history)
     w = max(1, len(c.values) // 30)
-    values = np.convolve(c.values, np.ones(w) / w, mode="valid")
-    return Curve(c.steps[w - 1:], values)
+    return Curve(c.steps[w - 1:], st.trailing_mean(c.values, w)[w - 1:])
 
 
 def _vgg(key: tuple[str, float], get: Callable[[dict[str, Any]], Curve]) -> Callable[[Runs], tuple[Curve, int]]:

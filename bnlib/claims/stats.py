@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bnlib import record
+from bnlib import checks, record
 from bnlib.paper import TOTAL_STEPS, Curve
 from bnlib.record import Run
 
@@ -44,18 +44,36 @@ def describe(phase: str, model: str = "vgg", from_training: bool = False) -> str
     return text + (f", from the step Standard's training accuracy reaches {TRAINING:g}% on" if from_training else "")
 
 
-def first_reaching(curve: Curve, total: int, level: float = TRAINING, smoothing: float = SMOOTHING) -> float:
-    """The first step at which the mean of `curve` over the trailing `smoothing` x `total` steps reaches `level`
-    (inf if it never does): when a network leaves its plateau, read the same way off our per-step curve and the
-    paper's every-100-steps one."""
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Each value's mean with the `window` - 1 before it, NaN until a full window: the book's one running mean
+    of its noisy per-step curves (one batch's accuracy is noisy)."""
+    checks.check_int("window", window, 1)
+    v = np.asarray(values, float)
+    out = np.full(len(v), np.nan)
+    if len(v) >= window:
+        c = np.cumsum(np.insert(v, 0, 0.0))
+        out[window - 1:] = (c[window:] - c[:-window]) / window
+    return out
+
+
+def first_reaching(curve: Curve, level: float, window: float) -> float:
+    """The first step at which the mean of `curve` over the trailing `window` steps, (step - window, step], reaches
+    `level` (inf if it never does; full windows only): when a network leaves its plateau, read the same way off our
+    per-step curve and the paper's every-100-steps one."""
     steps, values = np.asarray(curve.steps, float), np.asarray(curve.values, float)
     ok = np.isfinite(values)
     steps, values = steps[ok], values[ok]
     sums = np.concatenate([[0.0], np.cumsum(values)])
-    first = np.searchsorted(steps, steps - smoothing * total, side="right")  # the window (step - w, step]
+    first = np.searchsorted(steps, steps - window, side="right")
     means = (sums[1:] - sums[first]) / (np.arange(1, len(steps) + 1) - first)
-    hit = np.flatnonzero(means >= level)
+    hit = np.flatnonzero((means >= level) & (steps >= steps[0] + window - 1)) if len(steps) else []
     return float(steps[hit[0]]) if len(hit) else float("inf")
+
+
+def training_from(curve: Curve, total: int) -> float:
+    """Where a network trains: its training accuracy (%) reaches TRAINING, averaged over the trailing SMOOTHING of
+    its `total` steps."""
+    return first_reaching(curve, TRAINING, SMOOTHING * total)
 
 
 def in_phase(curve: Curve, total: int, phase: str, start: float = 0.0) -> np.ndarray:

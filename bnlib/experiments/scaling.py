@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from bnlib import checks, pool
+from bnlib.claims import stats as st
+from bnlib.paper import Curve
 from bnlib.record import Run
 from bnlib.train import RunConfig, build_task, train
 
@@ -30,19 +32,15 @@ FIELDS = ("width", "seed", "lr", "layout", "max_steps", "steps_to_20", "steps_to
           "seconds")
 
 
-def rolling(acc: np.ndarray, window: int = WINDOW) -> np.ndarray:
-    """Mean of the last `window` batch accuracies at every step (shorter at the start)."""
-    c = np.cumsum(np.insert(acc, 0, 0.0))
-    ends = np.arange(1, len(acc) + 1)
-    starts = np.maximum(0, ends - window)
-    return (c[ends] - c[starts]) / (ends - starts)
+def rolling(acc: np.ndarray) -> np.ndarray:
+    """Mean of the last WINDOW batch accuracies at every step (NaN before a full window)."""
+    return st.trailing_mean(acc, WINDOW)
 
 
 def first_step_at(acc: np.ndarray, level: float) -> int | None:
-    """First step whose rolling accuracy (over at least a full window) reaches `level`, else None."""
-    r = rolling(acc)
-    hits = np.nonzero(r[WINDOW - 1:] >= level)[0]
-    return int(hits[0]) + WINDOW - 1 if len(hits) else None
+    """First step whose rolling accuracy (over a full window) reaches `level`, else None."""
+    step = st.first_reaching(Curve(np.arange(len(acc), dtype=float), np.asarray(acc, float)), level, WINDOW)
+    return int(step) if np.isfinite(step) else None
 
 
 def escape_config(width: float, seed: int, max_steps: int, dataset: str = "auto", lr: float = 0.1,
@@ -112,10 +110,16 @@ def shape_check(by_seed: Mapping[int, Mapping[tuple[str, float], Run]]) -> list[
             "by a third of the run": "yes" if std50 is not None and std50 <= steps // 3 else "NO",
             f"at step {early}: BN / Standard (%)": f"{100 * acc[('batch', 0.1)][early]:.0f} / "
                                                    f"{100 * acc[('none', 0.1)][early]:.0f}",
-            "Standard LR 0.5: highest (%)": f"{100 * np.nanmax(acc[('none', 0.5)]):.0f}"
+            "Standard LR 0.5: highest (%)": f"{100 * _highest(acc[('none', 0.5)]):.0f}"
                                             + ("" if runs[("none", 0.5)].diverged_at is None else " (diverged)"),
             "BN LR 0.5: last (%)": f"{100 * acc[('batch', 0.5)][-1]:.0f}"})
     return rows
+
+
+def _highest(values: np.ndarray) -> float:
+    """The largest finite value (NaN if none: a run shorter than the rolling window)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if len(finite) else float("nan")
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> None:

@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bnlib import paper
+from bnlib.claims import stats as st
 from bnlib.plots import paper as overlay
 from bnlib.plots import seeds
 from bnlib.probes import activations as act
@@ -46,7 +47,7 @@ def batch_accuracy(history: Mapping[str, Any], window: int | None = None) -> tup
     window = window or max(1, len(acc) // 20)
     if len(acc) == 0:
         return np.array([]), np.array([])
-    smooth = np.convolve(acc, np.ones(window) / window, mode="valid")
+    smooth = st.trailing_mean(acc, window)[window - 1:]
     return np.arange(window - 1, window - 1 + len(smooth)), smooth
 
 

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bnlib import paper
+from bnlib.claims import stats as st
 from bnlib.experiments.lp import HIST_LAYER, LABELS
 from bnlib.plots import paper as overlay
 from bnlib.plots import seeds
@@ -41,21 +42,12 @@ def _norms(runs: SeedRuns) -> list[str]:
     return list(next(iter(runs.values())))
 
 
-def _smooth(v: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average (NaN-aware enough for plotting: a NaN poisons only its window)."""
-    if window <= 1 or len(v) < window:
-        return v
-    c = np.cumsum(np.insert(v, 0, 0.0))
-    out = np.full_like(v, np.nan)
-    out[window - 1:] = (c[window:] - c[:-window]) / window
-    return out
-
-
 def training_curve(history: Mapping[str, Any], model: str) -> seeds.Curve:
     """(steps, y): training-batch accuracy in %, moving average over 1/30 of the run (VGG), or the loss (DLN)."""
     if model == "vgg":
         acc = Run.of(history).step_acc()
-        y = 100 * _smooth(acc, max(1, len(acc) // 30))
+        window = max(1, len(acc) // 30)
+        y = 100 * (st.trailing_mean(acc, window) if len(acc) >= window else acc)
     else:
         y = Run.of(history).step_loss()
     return np.arange(len(y)), y
