@@ -334,7 +334,7 @@ def test_medians_table_gives_the_mean_and_range_over_seeds():
     assert experiment.medians_table({0: runs[0]}, (5,))[1]["‖G − G′‖"] == "3"
     assert report.across_seeds([1.0, float("nan"), 3.0]) == "2 [1, 3] (1 of 3 seeds nan)"
     assert report.across_seeds([float("nan")]) == "nan"
-    assert experiment.table_caption("VGG", (0,)) == "VGG, seed 0."
-    assert "seeds 0, 2" in experiment.table_caption("VGG", (0, 2))
+    assert report.seeds_caption((0,)) == "Seed 0."
+    assert report.seeds_caption((0, 2)).startswith("Seeds 0, 2: each number is their mean [lowest, highest]")
     with pytest.raises(ValueError, match="at least one seed"):
         experiment.medians_table({}, (5,))

@@ -88,13 +88,6 @@ def medians(run: Run, layer: int) -> dict[str, float]:
             "‖G − G′‖ / ‖G‖": float(np.nanmedian(s["l2"] / s["g_norm"])), "cos(G, G′)": float(np.nanmedian(s["cos"]))}
 
 
-def table_caption(what: str, seeds: Sequence[int]) -> str:
-    """The caption of a `medians_table`: what it shows, at which seed(s), and how several are summarised."""
-    if len(seeds) == 1:
-        return f"{what}, seed {seeds[0]}."
-    return f"{what}, seeds {', '.join(map(str, seeds))}: each cell is the mean over the seeds [lowest, highest]."
-
-
 def medians_table(runs: Mapping[int, Mapping[tuple[str, float], Run]], layers: Sequence[int],
                   label: Callable[[str], str] = str) -> list[dict[str, Any]]:
     """Rows for `report.table`: one per (network, lr, layer), each statistic of `medians` as its `spread`
