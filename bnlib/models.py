@@ -46,6 +46,14 @@ def _unit_view(x: torch.Tensor) -> tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.dim() - 2)
 
 
+def normal_like(a: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) draws shaped and laid out like `a`, filled in memory order: torch's normal fill takes a slow path on a
+    channels-last tensor (54 ms vs 6.7 ms for 1M values, one CPU thread), which made noisy BN 2x slower per step."""
+    order = sorted(range(a.dim()), key=lambda d: (-a.stride(d), d))
+    z = torch.randn([a.shape[d] for d in order], dtype=a.dtype, device=a.device)
+    return z.permute([order.index(d) for d in range(a.dim())])
+
+
 def inject_noise(a: torch.Tensor, noise: NoiseConfig) -> torch.Tensor:
     """Algorithm 1: a_ij <- s_ij a_ij + m_ij with unit-level draws mu_j, sigma_j fresh every call."""
     view = _unit_view(a)
@@ -54,7 +62,7 @@ def inject_noise(a: torch.Tensor, noise: NoiseConfig) -> torch.Tensor:
     sigma = (1 + torch.rand(c, device=a.device) * (noise.n_sigma - 1)).view(view)
     # drawn in place and applied as one multiply-add: the random draws are most of the cost, so no extra passes
     m = torch.rand_like(a).mul_(2 * noise.r_mu).add_(mu - noise.r_mu)  # mu_j + U(-r_mu, r_mu)
-    s = torch.randn_like(a).mul_(noise.r_sigma).add_(sigma)  # sigma_j + N(0, r_sigma^2)
+    s = normal_like(a).mul_(noise.r_sigma).add_(sigma)  # sigma_j + N(0, r_sigma^2)
     return torch.addcmul(m, s, a)
 
 

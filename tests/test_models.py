@@ -115,3 +115,20 @@ def test_noisy_bn_is_plain_bn_in_eval_mode():
 def test_constructors_check_their_arguments(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_normal_draws_follow_the_layout_without_changing_a_contiguous_draw():
+    """Algorithm 1's N(0, 1) draws are filled in memory order (torch's normal fill is slow on channels-last):
+    on a contiguous tensor they are exactly randn_like's; on a channels-last one they have its strides and are
+    standard normal."""
+    from bnlib.models import normal_like
+
+    a = torch.randn(4, 3, 5, 6)
+    torch.manual_seed(0)
+    drawn = normal_like(a)
+    torch.manual_seed(0)
+    assert torch.equal(drawn, torch.randn_like(a)) and drawn.is_contiguous()
+    cl = torch.randn(64, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+    z = normal_like(cl)
+    assert z.shape == cl.shape and z.stride() == cl.stride()
+    assert abs(z.mean().item()) < 0.01 and abs(z.std().item() - 1) < 0.01
