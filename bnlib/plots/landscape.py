@@ -111,9 +111,9 @@ def landscape_figure(runs: BySeed, title: str = "", paper_data: bool = True) -> 
     if model == "vgg":  # the claims' phase starts where Standard trains: shade from the latest seed's start
         latest = max(training_start(h) for h in by_name["Standard"]) if "Standard" in by_name else 0.0
         begin = max(begin, latest)
-        where = (f" from step {latest:,.0f} (the last seed's Standard reaches {st.TRAINING:g}%)" if begin < hi * total
-                 else f" (empty: a seed's Standard does not reach {st.TRAINING:g}% in it)")
-    for ax in axes:
+        where = (f",\nfrom step {latest:,.0f}, where the last seed's Standard reaches {st.TRAINING:g}%"
+                 if begin < hi * total else f",\nempty: a seed's Standard does not reach {st.TRAINING:g}% in it")
+    for ax in axes:  # the label in two lines: a wide legend would shrink the panels on the page
         ax.axvspan(min(begin, hi * total), hi * total, color="0.9", lw=0, zorder=0,
                    label=f"grey: {st.describe(CLAIM_PHASE, model)}, the claims' main phase{where}")
     for name, histories in by_name.items():
