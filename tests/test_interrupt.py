@@ -21,7 +21,10 @@ CONFIG = dict(model="vgg", norm="noisy", lr=0.05, steps=12, batch_size=16, width
               n_train=128, n_test=64, eval_every=4)
 
 CHILD = """
-import sys, torch
+import signal, sys, torch
+# Ctrl-C's handler, as in a foreground Python: a job started in the background by a shell without job control
+# (a CI runner, nohup ... &) inherits SIGINT ignored, and a run then rightly keeps ignoring it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 torch.set_num_threads({threads})
 from bnlib.probes.base import Probe
 from bnlib.train import RunConfig, train
