@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from bnlib import data, dln_step, pool, runs
+from bnlib import dln_step, pool, runs
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import PROFILES, Profile, resolve
@@ -341,9 +341,7 @@ def spent(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[
             if key in seen:
                 continue
             seen.add(key)
-            if config.model == "vgg":
-                config = config.replace(dataset=data.resolve_name(config.dataset))
-            history = runs.load_result(runs.cache_dir() / "runs" / f"{key}.pt", key, config)
+            history = runs.cached(config, probes)
             what = (f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
                     + (f", probes {'/'.join(p.name for p in probes)}" if probes else ""))
             rows.append((history["seconds"] if history else None, what))

@@ -92,14 +92,14 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
     checks.run_arguments(config, probes)
     checks.check_bool("progress", progress)
     device = checks.device(device)
+    found = cached(config, probes, cache)
+    if found is not None:
+        return found
     if config.model == "vgg":
         config = config.replace(dataset=bdata.resolve_name(config.dataset))
     root = _root(cache)
     key = run_key(config, probes)
     result_path = root / "runs" / f"{key}.pt"
-    cached = load_result(result_path, key, config)
-    if cached is not None:
-        return cached
     for folder in ("runs", "checkpoints"):
         store.check_writable(root / folder, "the run cache ($BNLIB_CACHE or cache=)")
     checkpoint = root / "checkpoints" / f"{key}.pt"
@@ -110,6 +110,14 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
     store.save_atomic(history, result_path)
     checkpoint.unlink(missing_ok=True)
     return history
+
+
+def cached(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> dict[str, Any] | None:
+    """The run's finished history from the cache, else None (a bad file is moved aside, as `load_result` does)."""
+    if config.model == "vgg":
+        config = config.replace(dataset=bdata.resolve_name(config.dataset))
+    key = run_key(config, probes)
+    return load_result(_root(cache) / "runs" / f"{key}.pt", key, config)
 
 
 def _widget_aware_bar() -> Any:

@@ -46,7 +46,7 @@ def vgg_claims(runs: Mapping[int, Mapping[tuple[str, float], Any]], lrs: Sequenc
     for lr in lrs:
         ours = {seed: l2_ratio(st.ics_curve(r[("batch", lr)], VGG_LAYER, "l2"),
                                st.ics_curve(r[("none", lr)], VGG_LAYER, "l2"), st.total(r[("batch", lr)]),
-                               st.training_from(st.batch_accuracy_curve(r[("none", lr)]), st.total(r[("none", lr)])))
+                               st.training_start(r[("none", lr)]))
                 for seed, r in runs.items() if ("batch", lr) in r}
         if not ours:
             continue

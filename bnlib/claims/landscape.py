@@ -41,7 +41,7 @@ def training_start(history: Mapping[str, Any] | None) -> float:
     own Standard, Figure 1a at LR 0.1, when `history` is None)."""
     if history is None:
         return st.training_from(paper.curve("fig1a_train_acc", "standard_lr0.1"), paper.TOTAL_STEPS["vgg"])
-    return st.training_from(st.batch_accuracy_curve(history), st.total(history))
+    return st.training_start(history)
 
 
 def max_ratio(std: Curve, bn: Curve, total: int, phase: str) -> float:

@@ -76,6 +76,11 @@ def training_from(curve: Curve, total: int) -> float:
     return first_reaching(curve, TRAINING, SMOOTHING * total)
 
 
+def training_start(history: Mapping[str, Any]) -> float:
+    """Where a run of ours trains: `training_from` on its per-step training-batch accuracy."""
+    return training_from(batch_accuracy_curve(history), total(history))
+
+
 def in_phase(curve: Curve, total: int, phase: str, start: float = 0.0) -> np.ndarray:
     """The finite values of `curve` whose step lies in the phase (fractions of `total` steps) and at or after
     `start` (a step, e.g. `first_reaching`'s; inf leaves nothing)."""
