@@ -23,7 +23,7 @@ from torch import nn
 from bnlib import checkpoint as ckpt
 from bnlib import checks, dln_step, losses
 from bnlib import data as bdata
-from bnlib.execution import execution_options, prepare_execution
+from bnlib.execution import execution_options, keep_freed_memory, prepare_execution
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
 
@@ -349,6 +349,7 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     """
     _check_train_arguments(config, probes, checkpoint_every, progress, stop_after)
     device = checks.device(device)
+    keep_freed_memory()
     vgg = config.model == "vgg"
     options = execution_options(channels_last, compile_model) if vgg else execution_options(False, False)
     loop = _start(config, device, options)
