@@ -63,6 +63,7 @@ def test_bench_prints_every_default_section(tmp_path, tiny_book, capsys):
                 "torchvision DataLoader, num_workers=2", "its input pipeline alone", "ru_maxrss MiB",
                 "largest DataLoader worker process", "interleaved in one process",
                 "channels_last=False, compile=False", "channels_last=True, compile=True",
+                "keep_freed_memory", "page faults/step",
                 "utilization (training step / machine peak", "loop overhead (bnlib.train.train step / bare eager",
                 "what would get closer", "widened", "(no default probes defined yet)", "tiny.ipynb",
                 "vgg/batch", "0.1, 0.5", "dln/none", "projected canonical runs of the book",
@@ -205,3 +206,15 @@ def test_sections_and_bad_options():
             bench.parse_args(bad)
     with pytest.raises(ValueError, match="unknown profile"):
         bench.parse_args(["--profile", "huge"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_keep_freed_memory_removes_the_steps_page_faults():
+    """A VGG step's freed activations are reused: each side in its own process, counted in page faults (not time)."""
+    from bnlib.bench import allocator
+
+    # the cpu profile's 1/8-width batch of 128 (smoke's activations are too small to leave glibc's heap)
+    args = bench.parse_args(["--profile", "cpu", "--dataset", "synthetic", "--steps", "20", "--warmup", "5"])
+    default, kept = allocator._child(args, keep=False), allocator._child(args, keep=True)
+    assert default["faults"] > 500  # glibc's defaults map fresh pages for the activations every step
+    assert kept["faults"] < default["faults"] / 10

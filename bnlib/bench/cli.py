@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from bnlib import data as bdata
+from bnlib.bench.allocator import section_allocator
 from bnlib.bench.book import section_book, section_gpu
 from bnlib.bench.builds import DEFAULT_CHAPTER, section_book_build, section_chapter
 from bnlib.bench.dln import section_dln
@@ -25,8 +26,8 @@ from bnlib.bench.speedups import section_speedups
 from bnlib.bench.util import peak_rss_mb
 from bnlib.profiles import resolve
 
-DEFAULT_SECTIONS = ("loop", "speedups", "utilization", "layers", "probes", "dln", "hessian", "chapter", "book",
-                    "gpu")
+DEFAULT_SECTIONS = ("loop", "speedups", "allocator", "utilization", "layers", "probes", "dln", "hessian", "chapter",
+                    "book", "gpu")
 OPT_IN_SECTIONS = ("book-build",)  # a cold book build: half an hour at profile cpu
 SECTIONS = DEFAULT_SECTIONS + OPT_IN_SECTIONS
 
@@ -80,6 +81,7 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     return {
         "loop": lambda: section_loop(args, args.profile, args.device),
         "speedups": lambda: section_speedups(args, args.profile, args.device),
+        "allocator": lambda: section_allocator(args),
         "utilization": lambda: section_utilization(args, args.profile, args.device),
         "layers": lambda: section_layers(args, args.profile, args.device),
         "probes": lambda: probes.extend(section_probes(args, args.profile, args.device)),
