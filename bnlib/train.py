@@ -256,12 +256,14 @@ def _start(config: RunConfig, device: torch.device, options: dict[str, bool]) ->
     history: dict[str, Any] = {
         "config": config.as_dict(), "dataset": task.dataset, "data_source": task.source, "device": str(device),
         "step_loss": torch.full((config.steps,), float("nan")), "step_acc": torch.full((config.steps,), float("nan")),
-        "evals": [], "probes": {}, "diverged_at": None, "steps_done": 0, "seconds": 0.0, "execution": options,
+        "evals": [], "probes": {}, "diverged_at": None, "steps_done": 0, "seconds": 0.0,
+        # the thread count changes the rounding order and so, on a plateau, the trajectory: recorded, not keyed
+        "execution": {**options, "threads": torch.get_num_threads()},
     }
     nan = torch.full((config.steps,), float("nan"), device=device)
     fast = dln_step.for_run(config, task, optimizer)
     if config.model == "dln":
-        history["execution"] = {**options, "dln_fast": fast is not None}
+        history["execution"] = {**history["execution"], "dln_fast": fast is not None}
     return _Loop(config, task, forward, optimizer, history, nan, nan.clone(), fast=fast)
 
 

@@ -173,8 +173,9 @@ def test_channels_last_runs_the_same_first_step_and_is_recorded(tiny_vgg):
     at the rounding level, as with another thread count), recorded in the history, not in the config."""
     plain = train(tiny_vgg, progress=False, channels_last=False)  # on by default since 0524991
     fast = train(tiny_vgg, progress=False, channels_last=True)
-    assert fast["execution"] == {"channels_last": True, "compile": False}
-    assert plain["execution"] == {"channels_last": False, "compile": False}
+    threads = torch.get_num_threads()
+    assert fast["execution"] == {"channels_last": True, "compile": False, "threads": threads}
+    assert plain["execution"] == {"channels_last": False, "compile": False, "threads": threads}
     assert fast["config"] == plain["config"]
     assert float(fast["step_loss"][0]) == pytest.approx(float(plain["step_loss"][0]), rel=1e-5)
     assert torch.isfinite(fast["step_loss"]).all()
@@ -222,7 +223,7 @@ def test_execution_options_from_the_environment(monkeypatch):
 def test_the_dln_ignores_execution_options(tiny_dln):
     """The VGG's options do not apply; the DLN's written-out step (bnlib.dln_step) is recorded instead."""
     assert train(tiny_dln, progress=False, channels_last=True, compile_model=True)["execution"] == {
-        "channels_last": False, "compile": False, "dln_fast": True}
+        "channels_last": False, "compile": False, "threads": torch.get_num_threads(), "dln_fast": True}
 
 
 @pytest.mark.parametrize("model", ["vgg", "dln"])
