@@ -47,9 +47,9 @@ def keep_freed_memory() -> bool:
     A VGG step allocates and frees the same few-MB activations every step; with glibc's defaults many come
     from fresh mmap'd pages: a 1/8-width BN step took 2,000-4,800 page faults, about 20-50 with this
     (`python -m bnlib.bench --only allocator`; the time saved, 0-12% per step, is within this VM's noise).
-    Allocations below 32 MB
-    (glibc's cap for this setting) now reuse the heap, which is not trimmed below 1 GB. Only where the memory
-    goes changes, never a computed value. Once per process; False where the C library is not glibc.
+    Allocations below 32 MB (glibc's cap for this setting) now reuse the heap, which is not trimmed below 1 GB.
+    Only where the memory goes changes, never a computed value. Once per process; False where the C library
+    is not glibc.
     """
     if not sys.platform.startswith("linux"):
         return False

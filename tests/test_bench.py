@@ -214,7 +214,8 @@ def test_keep_freed_memory_removes_the_steps_page_faults():
     from bnlib.bench import allocator
 
     # the cpu profile's 1/8-width batch of 128 (smoke's activations are too small to leave glibc's heap)
-    args = bench.parse_args(["--profile", "cpu", "--dataset", "synthetic", "--steps", "20", "--warmup", "5"])
+    # 10 warm-up steps let the kept heap reach its size (with 5, up to 128 faults/step remained)
+    args = bench.parse_args(["--profile", "cpu", "--dataset", "synthetic", "--steps", "30", "--warmup", "10"])
     default, kept = allocator._child(args, keep=False), allocator._child(args, keep=True)
     assert default["faults"] > 500  # glibc's defaults map fresh pages for the activations every step
     assert kept["faults"] < default["faults"] / 10

@@ -1,8 +1,8 @@
 """Section `allocator`: a VGG/BN training step with glibc's default allocator settings against
 `bnlib.execution.keep_freed_memory` (freed activations reused rather than returned to the kernel).
 
-The setting cannot be undone inside a process, so each side runs in its own child process (the same
-init and batches), alternating for `--rounds`; the children print one JSON line: ms/step, page faults/step.
+The setting cannot be undone inside a process, so each side runs in its own child process (`--child
+allocator-default` / `allocator-kept`: the same init and batches), alternating for `--rounds`.
 """
 
 from __future__ import annotations
@@ -10,54 +10,43 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from dataclasses import replace
 
 import torch
 
-from bnlib.bench.loop import loop_config
-from bnlib.bench.util import REPO, heading, ratio, table
-from bnlib.execution import keep_freed_memory
+from bnlib.bench.loop import bare_step, batch, loop_config, run_child
+from bnlib.bench.util import heading, ratio, table
+from bnlib.execution import keep_freed_memory, prepare_execution
 from bnlib.profiles import resolve
-from bnlib.train import batch_indices, build_task
+from bnlib.train import build_task
+
+CHILDREN = {False: "allocator-default", True: "allocator-kept"}
 
 
-def child_main(profile: str, dataset: str, keep: bool, warmup: int, steps: int) -> None:
-    """Time `steps` bare SGD steps of the profile's VGG/BN (channels-last, as train runs it) on one thread."""
+def child_main(args: argparse.Namespace) -> None:
+    """One side: time `--steps` bare SGD steps of the profile's VGG/BN (channels-last, as train runs it) on one
+    thread; prints one JSON line, ms/step and page faults/step."""
     torch.set_num_threads(1)
-    if keep:
+    if args.child == CHILDREN[True]:
         keep_freed_memory()
-    config = replace(loop_config(resolve(profile), dataset), n_test=None)  # never evaluated here
+    config = replace(loop_config(resolve(args.profile), args.dataset), n_test=None)  # never evaluated here
     task = build_task(config)
-    model = task.model.to(memory_format=torch.channels_last)
-    x_train = task.x_train.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-
-    def step(s: int) -> None:
-        idx = batch_indices(len(x_train), config.batch_size, s, config.seed, x_train.device)
-        optimizer.zero_grad(set_to_none=True)
-        task.loss_fn.of(model(x_train[idx]), task.y_train[idx]).backward()
-        optimizer.step()
-
-    for s in range(warmup):
-        step(s)
+    task.model, task.x_train, _ = prepare_execution(task.model, task.x_train, {"channels_last": True, "compile": False})
+    optimizer = torch.optim.SGD(task.model.parameters(), lr=config.lr)
+    for s in range(args.warmup):
+        bare_step(task.model, optimizer, *batch(task, config, s))
     faults, began = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-    for s in range(warmup, warmup + steps):
-        step(s)
-    seconds = (time.perf_counter() - began) / steps
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
+    for s in range(args.warmup, args.warmup + args.steps):
+        bare_step(task.model, optimizer, *batch(task, config, s))
+    seconds = (time.perf_counter() - began) / args.steps
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / args.steps
     print(json.dumps({"ms": seconds * 1000, "faults": faults}))
 
 
 def _child(args: argparse.Namespace, keep: bool) -> dict[str, float]:
-    code = ("import sys; from bnlib.bench.allocator import child_main; "
-            "child_main(sys.argv[1], sys.argv[2], sys.argv[3] == '1', int(sys.argv[4]), int(sys.argv[5]))")
-    out = subprocess.run([sys.executable, "-c", code, args.profile, args.dataset, "1" if keep else "0",
-                          str(max(5, args.warmup)), str(max(20, args.steps))],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    at_least = argparse.Namespace(**{**vars(args), "warmup": max(5, args.warmup), "steps": max(20, args.steps)})
+    return run_child(CHILDREN[keep], at_least, args.profile, "cpu")
 
 
 def section_allocator(args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from bnlib import data as bdata
-from bnlib.bench.allocator import section_allocator
+from bnlib.bench import allocator
 from bnlib.bench.book import section_book, section_gpu
 from bnlib.bench.builds import DEFAULT_CHAPTER, section_book_build, section_chapter
 from bnlib.bench.dln import section_dln
@@ -60,7 +60,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="skip the tight-tolerance PyHessian reference value")
     parser.add_argument("--chapter", nargs="+", default=[DEFAULT_CHAPTER], help="notebook(s) for section chapter")
     parser.add_argument("--full", action="store_true", help="also run the chapter at profile cpu (minutes)")
-    parser.add_argument("--child", choices=("ours", "torchvision", "interleaved"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("ours", "torchvision", "interleaved", *allocator.CHILDREN.values()),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("steps", "warmup", "threads", "probe_reps", "hessian_iters", "rounds", "matmul_size",
                  "dln_autograd_steps"):
@@ -81,7 +82,7 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     return {
         "loop": lambda: section_loop(args, args.profile, args.device),
         "speedups": lambda: section_speedups(args, args.profile, args.device),
-        "allocator": lambda: section_allocator(args),
+        "allocator": lambda: allocator.section_allocator(args),
         "utilization": lambda: section_utilization(args, args.profile, args.device),
         "layers": lambda: section_layers(args, args.profile, args.device),
         "probes": lambda: probes.extend(section_probes(args, args.profile, args.device)),
@@ -97,7 +98,7 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child:
-        child_main(args)
+        (allocator.child_main if args.child in allocator.CHILDREN.values() else child_main)(args)
         return
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
