@@ -40,19 +40,19 @@ book: venv data
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: venv
-	$(BIN)/ruff check bnlib tests
+	$(BIN)/ruff check bnlib tests tools
 	$(BIN)/python -m pytest -q
 
 paper: venv data
-	$(BIN)/python -m bnlib.reproduce --profile $(PROFILE)
+	$(BIN)/python -m tools.reproduce --profile $(PROFILE)
 	BNLIB_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . -W -n --keep-going
 
 # After changing repository.url in _config.yml: copy it into the chapters' Colab cells and the README.
 colab: venv
-	$(BIN)/python -m bnlib.stamp_colab
+	$(BIN)/python -m tools.stamp_colab
 
 lint: venv
-	$(BIN)/ruff check bnlib tests
+	$(BIN)/ruff check bnlib tests tools
 
 clean:
 	rm -rf _build

@@ -47,6 +47,16 @@ def test_notebooks_are_stored_without_outputs_and_have_one_parameters_cell():
         assert "profile" in tagged[0].source
 
 
+def test_the_api_page_lists_exactly_the_modules_of_bnlib():
+    """Its table has one row per module or subpackage of bnlib, and no row for what moved out (tools/)."""
+    package = ROOT / "bnlib"
+    modules = {f"bnlib.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
+    modules |= {f"bnlib.{p.parent.name}" for p in package.glob("*/__init__.py")}
+    listed = re.findall(r"^\| `(bnlib\.[\w.]+)` \|", (ROOT / "chapters" / "api.md").read_text(), re.M)
+    assert len(listed) == len(set(listed)) and set(listed) == modules, (
+        f"missing: {sorted(modules - set(listed))}, not in bnlib: {sorted(set(listed) - modules)}")
+
+
 def test_every_chapter_is_in_the_toc():
     toc = (ROOT / "_toc.yml").read_text()
     for path in CHAPTERS:
@@ -71,6 +81,8 @@ def _tiny_book(tmp_path: Path, name: str, code: str) -> Path:
     book = tmp_path / "book"
     book.mkdir()
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
+    # the Sphinx extensions that _config.yml loads (sphinx.local_extensions, relative to the book's root)
+    shutil.copytree(ROOT / "tools", book / "tools", ignore=shutil.ignore_patterns("tests", "__pycache__"))
     (book / "references.bib").write_text((ROOT / "references.bib").read_text())
     (book / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n  - file: {name}\n")
     (book / "index.md").write_text("# Test book\n")
@@ -89,7 +101,7 @@ def test_a_failing_cell_fails_the_build(tmp_path):
 
 
 def test_rebuild_reexecutes_only_when_bnlib_or_the_profile_changed(tmp_path, monkeypatch):
-    """Sphinx rebuilds only edited pages; bnlib.sphinx_rebuild adds every page when bnlib's fingerprint
+    """Sphinx rebuilds only edited pages; tools.sphinx_rebuild adds every page when bnlib's fingerprint
     (its sources, $BNLIB_PROFILE, $BNLIB_CACHE) changed. The notebook counts its own executions."""
     book = _tiny_book(tmp_path, "counted", "with open('executions.txt', 'a') as f:\n    f.write('x')")
     executions = book / "executions.txt"
@@ -137,7 +149,7 @@ def test_the_landing_page_shows_the_computed_scoreboard():
 
 @pytest.mark.slow
 def test_every_page_has_a_title_a_colab_link_and_loads_no_script_from_the_network():
-    from bnlib.stamp_colab import repository
+    from tools.stamp_colab import repository
 
     result, html = built_book()
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]

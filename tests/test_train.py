@@ -184,7 +184,7 @@ def test_channels_last_runs_the_same_first_step_and_is_recorded(tiny_vgg):
 def test_compiled_forward_is_used_on_unprobed_steps_only(tiny_vgg, monkeypatch):
     """torch.compile wraps the training forward; a probed step runs the plain module, so hooks and
     double backward in probes see the eager model. (The compiler itself is stubbed: compiling on a
-    2-core CPU takes a minute; python -m bnlib.bench --only speedups runs it for real.)"""
+    2-core CPU takes a minute; python -m tools.bench --only speedups runs it for real.)"""
     calls = []
 
     def fake_compile(model):
@@ -232,9 +232,9 @@ def test_the_one_loss_is_what_train_evaluate_probes_and_the_bench_compute(model,
     step, the evaluation, every probe (their ctx.loss_fn, the Hessian's eigenvalue) and the bench's bare step
     all change with it. Doubling is exact in floating point, so step 0 (same init, same batch) is exactly 2x."""
     from bnlib import losses
-    from bnlib.bench.loop import bare_step
     from bnlib.probes.base import preserved
     from bnlib.probes.hessian import HessianProbe
+    from tools.bench.loop import bare_step
 
     class Loss(Probe):
         name = "loss"

@@ -1,9 +1,13 @@
 """The Colab situation: bnlib built as a wheel, installed into an empty folder with no repository around it,
-runs a chapter (smoke profile, synthetic data) under papermill from a directory outside the repository."""
+runs a chapter (smoke profile, synthetic data) under papermill from a directory outside the repository.
+The wheel holds bnlib alone: the repository's tooling (tools/) stays out, and neither the chapters nor
+bnlib import it."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +29,13 @@ def _pip(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, built offline from a copy of the sources (an in-tree build would leave build/ behind)."""
+    """The wheel, built offline from a copy of the sources beside tools/ (so the packaging config, not the copy,
+    is what keeps the tooling out; an in-tree build would leave build/ behind)."""
     pytest.importorskip("setuptools", minversion="64",
                         reason="building offline (--no-build-isolation) needs setuptools>=64 in this environment")
     src = tmp_path_factory.mktemp("src")
-    shutil.copytree(ROOT / "bnlib", src / "bnlib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("bnlib", "tools"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("dist")
@@ -45,6 +51,47 @@ def test_every_file_of_the_package_is_in_the_wheel(wheel: Path):
     assert any(f.endswith(".py") for f in files)
     missing = sorted(set(files) - names)
     assert not missing, f"not in the wheel (add them to [tool.setuptools.package-data] in pyproject.toml): {missing}"
+
+
+def test_the_wheel_holds_bnlib_and_nothing_of_tools(wheel: Path):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names}
+    assert "tools" not in tops and not [n for n in names if "tools/" in n or "bench" in n.split("/")]
+    assert tops == {"bnlib", next(t for t in tops if t.endswith(".dist-info"))}, f"top-level entries: {sorted(tops)}"
+
+
+def _imported_modules(source: str) -> set[str]:
+    """The top-level names of every module that Python `source` imports (any depth of the syntax tree)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _page_code() -> dict[str, str]:
+    """Each executable page's code as Python: the chapters' code cells (IPython's `!pip` lines translated as
+    Jupyter runs them) and the landing page's MyST code cells."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    python = TransformerManager().transform_cell
+    pages = {p.name: "\n".join(python(c.source) for c in nbformat.read(p, as_version=4).cells
+                                if c.cell_type == "code") for p in sorted((ROOT / "chapters").glob("*.ipynb"))}
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", (ROOT / "index.md").read_text(), re.S)
+    pages["index.md"] = "\n".join(re.sub(r"(?m)^:\w+:.*$", "", cell) for cell in cells)
+    return pages
+
+
+def test_the_chapters_and_bnlib_import_nothing_from_tools():
+    pages = _page_code()
+    assert len(pages) == 1 + len(list((ROOT / "chapters").glob("*.ipynb"))) and all(pages.values())
+    for name, code in pages.items():
+        imported = _imported_modules(code)
+        assert "bnlib" in imported and "tools" not in imported, f"{name} imports {sorted(imported)}"
+    for path in sorted((ROOT / "bnlib").rglob("*.py")):
+        assert "tools" not in _imported_modules(path.read_text()), f"{path.relative_to(ROOT)} imports tools"
 
 
 def test_a_chapter_runs_from_the_installed_wheel_alone(wheel: Path, tmp_path: Path):

@@ -27,7 +27,7 @@ from bnlib.train import RunConfig
 Planned = tuple[RunConfig, list[Probe]]  # what one cached run trains: its config and the probes it carries
 LP_NORMS = ("none", "batch", "l1", "l2", "linf")
 # The most of a canonical DLN run's CPU time its probes may take (probes / the whole run). The cadences and the
-# Hessian's cap are chosen to stay under it (`python -m bnlib.bench --only dln`
+# Hessian's cap are chosen to stay under it (`python -m tools.bench --only dln`
 # prints it). Measured at the cpu profile (one thread): Standard at LR 1e-6 with every probe 26-30% (its
 # written-out training, 3.5 s, is the cheapest, and each landscape measurement is six autograd passes of the
 # module), +BN 20%, the l_p runs 12-18% (landscape), the LR 1e-7 runs 4-7% (ICS only).

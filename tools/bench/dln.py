@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from bnlib import dln_step
-from bnlib.bench.util import heading, percent, ratio, table
 from bnlib.experiments import common
 from bnlib.probes.base import Probe, StepContext
 from bnlib.profiles import Profile, resolve
 from bnlib.train import RunConfig, train
+from tools.bench.util import heading, percent, ratio, table
 
 LR = 1e-6  # the canonical DLN runs every figure reads: Standard and +BN carry every probe, the l_p ones landscape
 NORMS = ("none", "batch", "l1", "l2", "linf")

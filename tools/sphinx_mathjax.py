@@ -3,7 +3,7 @@
 Sphinx loads MathJax from a CDN by default; the book must work with no network. The MathJax 3 files
 come from the PyPI package django-static-mathjax (pinned in requirements.txt; plain files, no
 dependencies): the one bundle the book needs (tex-mml-chtml.js) and its web fonts are copied into
-``_static/mathjax/`` and ``mathjax_path`` points there. Enabled in _config.yml (sphinx.extra_extensions).
+``_static/mathjax/`` and ``mathjax_path`` points there. Enabled in _config.yml (sphinx.local_extensions).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def mathjax_dir() -> Path:
     try:
         import mathjax
     except ImportError as err:
-        raise RuntimeError("bnlib.sphinx_mathjax needs the package django-static-mathjax "
+        raise RuntimeError("tools.sphinx_mathjax needs the package django-static-mathjax "
                            "(pip install -r requirements.txt)") from err
     return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
 

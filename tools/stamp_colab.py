@@ -3,7 +3,7 @@
 Two places use it: each chapter's first code cell, which installs bnlib on Colab (and only there) with
 `pip install "bnlib @ git+URL"`, and the README's table of "Open in Colab" links. The check also wants,
 in every chapter that trains, the commented cell after it that points the run cache at Google Drive.
-After changing the URL in _config.yml, run ``python -m bnlib.stamp_colab``; ``--check`` only reports
+After changing the URL in _config.yml, run ``python -m tools.stamp_colab``; ``--check`` only reports
 (tests/test_colab.py runs it).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 _PIP = re.compile(r'"bnlib @ git\+[^"]*"')
-_BADGES_START = "<!-- colab-badges:start (written by python -m bnlib.stamp_colab) -->"
+_BADGES_START = "<!-- colab-badges:start (written by python -m tools.stamp_colab) -->"
 _BADGES_END = "<!-- colab-badges:end -->"
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
@@ -181,7 +181,7 @@ def stamp(root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnlib.stamp_colab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.stamp_colab", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the book's root (default: here)")
     parser.add_argument("--check", action="store_true", help="only report what disagrees; exit 1 if anything")
     args = parser.parse_args(argv)

@@ -22,7 +22,11 @@ from torch import nn
 
 from bnlib import data as bdata
 from bnlib import losses
-from bnlib.bench.util import (
+from bnlib.experiments import common
+from bnlib.models import VGG
+from bnlib.profiles import Profile, resolve
+from bnlib.train import RunConfig, Task, batch_indices, build_task
+from tools.bench.util import (
     REPO,
     cuda_peak_mb,
     heading,
@@ -34,10 +38,6 @@ from bnlib.bench.util import (
     table,
     train_step_seconds,
 )
-from bnlib.experiments import common
-from bnlib.models import VGG
-from bnlib.profiles import Profile, resolve
-from bnlib.train import RunConfig, Task, batch_indices, build_task
 
 
 def loop_config(profile: Profile, dataset: str) -> RunConfig:
@@ -257,7 +257,7 @@ def child_main(args: argparse.Namespace) -> None:
 
 
 def run_child(kind: str, args: argparse.Namespace, profile: str, device: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bnlib.bench", "--child", kind, "--profile", profile, "--device", device,
+    cmd = [sys.executable, "-m", "tools.bench", "--child", kind, "--profile", profile, "--device", device,
            "--dataset", args.dataset, "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--threads", str(args.threads), "--workers", *map(str, args.workers)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)

@@ -1,4 +1,4 @@
-"""The command line of `python -m bnlib.bench`: options, and the sections run in order, each guarded so
+"""The command line of `python -m tools.bench`: options, and the sections run in order, each guarded so
 one broken section cannot hide the others' figures."""
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from typing import Any
 import torch
 
 from bnlib import data as bdata
-from bnlib.bench import allocator
-from bnlib.bench.book import section_book, section_gpu
-from bnlib.bench.builds import DEFAULT_CHAPTER, section_book_build, section_chapter
-from bnlib.bench.dln import section_dln
-from bnlib.bench.hardware import section_layers, section_utilization
-from bnlib.bench.hessian import section_hessian
-from bnlib.bench.loop import child_main, section_loop
-from bnlib.bench.probes import section_probes
-from bnlib.bench.speedups import section_speedups
-from bnlib.bench.util import peak_rss_mb
 from bnlib.profiles import resolve
+from tools.bench import allocator
+from tools.bench.book import section_book, section_gpu
+from tools.bench.builds import DEFAULT_CHAPTER, section_book_build, section_chapter
+from tools.bench.dln import section_dln
+from tools.bench.hardware import section_layers, section_utilization
+from tools.bench.hessian import section_hessian
+from tools.bench.loop import child_main, section_loop
+from tools.bench.probes import section_probes
+from tools.bench.speedups import section_speedups
+from tools.bench.util import peak_rss_mb
 
 DEFAULT_SECTIONS = ("loop", "speedups", "allocator", "utilization", "layers", "probes", "dln", "hessian", "chapter",
                     "book", "gpu")
@@ -33,7 +33,7 @@ SECTIONS = DEFAULT_SECTIONS + OPT_IN_SECTIONS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bnlib.bench", description="Speed and memory of bnlib, "
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description="Speed and memory of bnlib, "
                                      "measured against the alternatives and the machine, in one run.")
     parser.add_argument("--profile", default="cpu", help="profile of the measured runs (default: cpu)")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per loop (default: 30)")
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    print(f"bnlib.bench: profile {args.profile}, device {args.device}, torch {torch.__version__}, "
+    print(f"tools.bench: profile {args.profile}, device {args.device}, torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, {platform.processor() or platform.machine()}")
     print(f"dataset: {bdata.resolve_name(args.dataset)}; sections: {' '.join(args.only)}", flush=True)

@@ -15,11 +15,11 @@ from dataclasses import replace
 
 import torch
 
-from bnlib.bench.loop import bare_step, batch, loop_config, run_child
-from bnlib.bench.util import heading, ratio, table
 from bnlib.execution import keep_freed_memory, prepare_execution
 from bnlib.profiles import resolve
 from bnlib.train import build_task
+from tools.bench.loop import bare_step, batch, loop_config, run_child
+from tools.bench.util import heading, ratio, table
 
 CHILDREN = {False: "allocator-default", True: "allocator-kept"}
 

@@ -11,9 +11,12 @@ from typing import Any
 
 import torch
 
-from bnlib.bench.loop import section_loop
-from bnlib.bench.probes import section_probes
-from bnlib.bench.util import (
+from bnlib.experiments import common
+from bnlib.profiles import Profile, resolve
+from bnlib.train import RunConfig
+from tools.bench.loop import section_loop
+from tools.bench.probes import section_probes
+from tools.bench.util import (
     heading,
     num,
     positive_ratio,
@@ -24,9 +27,6 @@ from bnlib.bench.util import (
     timed_train,
     train_step_seconds,
 )
-from bnlib.experiments import common
-from bnlib.profiles import Profile, resolve
-from bnlib.train import RunConfig
 
 EVAL_RUN_STEPS = 3  # a run evaluating at every step evaluates EVAL_RUN_STEPS - 1 times more than a quiet one
 

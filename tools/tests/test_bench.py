@@ -13,14 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib import bench
 from bnlib import data as bdata
-from bnlib.bench import builds, hardware, hessian, loop
 from bnlib.experiments import common
 from bnlib.models import VGG
 from bnlib.probes.base import Probe, StepContext
 from bnlib.probes.hessian import lanczos
 from bnlib.profiles import resolve
+from tools import bench
+from tools.bench import builds, hardware, hessian, loop
 
 TINY = ["--profile", "smoke", "--dataset", "synthetic", "--steps", "2", "--warmup", "1", "--rounds", "1",
         "--hessian-iters", "5", "--matmul-size", "64"]
@@ -211,7 +211,7 @@ def test_sections_and_bad_options():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_keep_freed_memory_removes_the_steps_page_faults():
     """A VGG step's freed activations are reused: each side in its own process, counted in page faults (not time)."""
-    from bnlib.bench import allocator
+    from tools.bench import allocator
 
     # the cpu profile's 1/8-width batch of 128 (smoke's activations are too small to leave glibc's heap)
     # 10 warm-up steps let the kept heap reach its size (with 5, up to 128 faults/step remained)

@@ -1,5 +1,5 @@
 """Colab: every chapter installs bnlib there (only there) from the ONE repository URL in _config.yml, and
-the README links every chapter to Colab at that URL (bnlib.stamp_colab keeps them in step)."""
+the README links every chapter to Colab at that URL (tools.stamp_colab keeps them in step)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bnlib import stamp_colab
+from tools import stamp_colab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 

@@ -26,8 +26,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bnlib import losses
-from bnlib.bench.loop import bare_step, batch, vgg_task
-from bnlib.bench.util import (
+from bnlib.models import PaperNumbered
+from bnlib.train import Task, batch_indices, build_task
+from tools.bench.loop import bare_step, batch, vgg_task
+from tools.bench.util import (
     best_of,
     heading,
     num,
@@ -38,8 +40,6 @@ from bnlib.bench.util import (
     table,
     train_step_seconds,
 )
-from bnlib.models import PaperNumbered
-from bnlib.train import Task, batch_indices, build_task
 
 
 @dataclass

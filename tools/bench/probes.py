@@ -10,7 +10,11 @@ from typing import Any
 import torch
 
 from bnlib import plan
-from bnlib.bench.util import (
+from bnlib.experiments import common
+from bnlib.probes.base import Probe
+from bnlib.profiles import Profile, resolve
+from bnlib.train import RunConfig
+from tools.bench.util import (
     heading,
     percent,
     ratio,
@@ -18,10 +22,6 @@ from bnlib.bench.util import (
     table,
     train_step_seconds,
 )
-from bnlib.experiments import common
-from bnlib.probes.base import Probe
-from bnlib.profiles import Profile, resolve
-from bnlib.train import RunConfig
 
 
 def probe_cost(config: RunConfig, probe: Probe, plain: tuple[float | None, float | None], reps: int,

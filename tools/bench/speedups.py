@@ -8,9 +8,9 @@ import argparse
 
 import torch
 
-from bnlib.bench.loop import loop_config
-from bnlib.bench.util import heading, quiet_config, ratio, scaled, table, timed_train, train_step_seconds
 from bnlib.profiles import resolve
+from tools.bench.loop import loop_config
+from tools.bench.util import heading, quiet_config, ratio, scaled, table, timed_train, train_step_seconds
 
 OPTIONS = ((False, False), (True, False), (False, True), (True, True))
 

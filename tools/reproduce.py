@@ -1,6 +1,6 @@
 """The whole book at one scale in one command: every chapter through papermill into executed copies.
 
-``python -m bnlib.reproduce --profile paper`` (or ``make paper``) runs the chapters in _toc.yml order
+``python -m tools.reproduce --profile paper`` (or ``make paper``) runs the chapters in _toc.yml order
 with ``profile=paper`` into ``_build/executed/paper/``. Every training run lands in the bnlib run cache
 ($BNLIB_CACHE, checkpointed while it trains), so after an interruption the same command resumes: chapters
 already executed are skipped (``--force`` re-runs them) and a half-done chapter picks its runs up from the
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bnlib.profiles import PROFILES
-from bnlib.stamp_colab import chapter_notebooks
+from tools.stamp_colab import chapter_notebooks
 
 
 def executed_dir(root: Path, profile: str) -> Path:
@@ -87,7 +87,7 @@ def report(status: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnlib.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
     parser.add_argument("--dataset", default="auto", help="auto | cifar10 | fashion-mnist | synthetic")
     parser.add_argument("--force", action="store_true", help="re-run chapters that were already executed")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bnlib import reproduce
+from tools import reproduce
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = "06_theory_checks"
 
 
@@ -25,8 +25,8 @@ def _book(tmp_path: Path) -> Path:
 
 
 def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bnlib.reproduce", "--profile", "smoke", "--root", str(root),
-                           *args], capture_output=True, text=True, timeout=4 * 3600)  # a hang guard only
+    return subprocess.run([sys.executable, "-m", "tools.reproduce", "--profile", "smoke", "--root", str(root),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600)  # a hang guard only
 
 
 def test_reproduce_runs_each_chapter_once_and_reports_its_time(tmp_path):

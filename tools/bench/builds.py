@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bnlib.bench.util import REPO, heading, ratio, scaled, table
+from tools.bench.util import REPO, heading, ratio, scaled, table
 
 DEFAULT_CHAPTER = "chapters/01_ics_distributions.ipynb"
 RUSAGE_WRAPPER = (

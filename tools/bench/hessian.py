@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from bnlib import losses
-from bnlib.bench.loop import bare_step, batch, vgg_task
-from bnlib.bench.util import heading, ratio, scaled, sync, table
 from bnlib.probes.hessian import lanczos
+from tools.bench.loop import bare_step, batch, vgg_task
+from tools.bench.util import heading, ratio, scaled, sync, table
 
 
 class GradientCalls:

@@ -1,10 +1,10 @@
 """Speed and memory, measured against what people would use instead and against the machine, in one run.
 
-    python -m bnlib.bench [--profile cpu] [--steps 30] [--device cpu] [--only SECTION ...] [--full]
+    python -m tools.bench [--profile cpu] [--steps 30] [--device cpu] [--only SECTION ...] [--full]
 
 Sections, one module per group:
 - `loop` our training loop vs the usual torchvision DataLoader + transforms loop (images/s, ratio,
-  peak memory) (bnlib.bench.loop); `speedups` channels_last and torch.compile (.speedups);
+  peak memory) (tools.bench.loop); `speedups` channels_last and torch.compile (.speedups);
 - `utilization` the VGG step's FLOP/s against the machine's fp32 peak, and our loop against a bare
   eager step; `layers` per-layer times and FLOP/s, and what would reach the peak (.hardware);
 - `probes` each default probe's cost (.probes); `dln` a deep linear network run at the profile's length with
@@ -18,6 +18,6 @@ in one run is comparable. Where a figure cannot be formed (a time that rounds to
 the bench prints n/a.
 """
 
-from bnlib.bench.cli import DEFAULT_SECTIONS, SECTIONS, main, parse_args
+from tools.bench.cli import DEFAULT_SECTIONS, SECTIONS, main, parse_args
 
 __all__ = ["DEFAULT_SECTIONS", "SECTIONS", "main", "parse_args"]

@@ -5,7 +5,7 @@ bnlib the chapters would keep their old outputs (stale figures and verdicts). Th
 fingerprint of bnlib's sources and of $BNLIB_PROFILE / $BNLIB_CACHE in the build environment and,
 when it differs, marks every page outdated: the notebooks re-execute (myst-nb's `force` mode) and
 take their runs from the bnlib cache, whose keys already say which runs the change invalidates.
-With nothing changed, nothing re-executes. Enabled in _config.yml (sphinx.extra_extensions).
+With nothing changed, nothing re-executes. Enabled in _config.yml (sphinx.local_extensions).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-PACKAGE = Path(__file__).resolve().parent
+import bnlib
+
+PACKAGE = Path(bnlib.__file__).resolve().parent  # the installed library the pages import, not this folder
 ENVIRONMENT = ("BNLIB_PROFILE", "BNLIB_CACHE")
 
 

@@ -1,3 +1,0 @@
-from bnlib.bench.cli import main
-
-main()
