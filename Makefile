@@ -36,7 +36,7 @@ data:
 
 # The book's runs train first, side by side on all cores (bnlib.pool); the chapters then read them from the cache.
 book: venv data
-	$(BIN)/python -m bnlib.plan --train
+	$(BIN)/python -m bnlib.book --train
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: venv

@@ -2,7 +2,8 @@
 
 Every error names the parameter, the value it got and what is allowed. A wrong value must never
 train for an hour and then fail, nor train and be shown as a result ("diverged" with lr=nan).
-`chapter(n, **params)` is the one call each chapter makes right after its `parameters` cell.
+The bottom layer: it imports nothing of bnlib, so every module can use it (each chapter's own parameter checks
+are with the chapter registry, `bnlib.book`; train's argument check is with train).
 """
 
 from __future__ import annotations
@@ -155,115 +156,3 @@ def device(device: Any) -> Any:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise BadParameter(f"device {device!r} asked for, but torch sees no CUDA GPU here; use 'cpu'")
     return resolved
-
-
-def run_arguments(config: Any, probes: Any) -> None:
-    """`config` a RunConfig, `probes` a list of Probes with distinct names (train and runs.run share this)."""
-    from bnlib.probes.base import Probe
-    from bnlib.train import RunConfig
-
-    if not isinstance(config, RunConfig):
-        raise BadParameter(f"config must be a bnlib.train.RunConfig, got {type(config).__name__}")
-    if not isinstance(probes, (list, tuple)) or not all(isinstance(p, Probe) for p in probes):
-        raise BadParameter(f"probes must be a list of bnlib Probe objects, got {probes!r}")
-    names = [p.name for p in probes]
-    if len(set(names)) != len(names):
-        raise BadParameter(f"probe names must be unique within a run, got {names}")
-
-
-# --- the chapters' parameters ------------------------------------------------------------------
-
-VGG_CONV_LAYERS = tuple(range(1, 14))  # the activation probe records all 13; ICS can measure any
-DLN_LAYERS = tuple(range(1, 26))
-PROBE_UNITS = 4  # the activation probe's fixed random units per layer (bnlib.probes.activations)
-LR_01_WHY = ("Figure 1c, the moment-drift table and the claim checks read the LR 0.1 runs "
-             "(the paper's setting); add other rates beside it")
-
-
-def check_profile(value: Any) -> Any:
-    """None (BNLIB_PROFILE, else by hardware), a profile name, or a Profile."""
-    from bnlib.profiles import PROFILES, Profile, resolve
-
-    if value is not None and not isinstance(value, (str, Profile)):
-        raise BadParameter(f"profile must be None or one of {sorted(PROFILES)}, got {_got(value)}")
-    try:
-        return resolve(value)
-    except ValueError as err:
-        raise BadParameter(f"profile: {err}") from None
-
-
-def _common(params: dict[str, Any]) -> None:
-    from bnlib.data import DATASETS
-
-    check_profile(params.pop("profile"))
-    check_choice("dataset", params.pop("dataset"), DATASETS)
-    seeds = params.pop("seeds")
-    if seeds is not None:
-        check_seeds("seeds", seeds)
-
-
-def _chapter1(p: dict[str, Any]) -> None:
-    must_include("learning_rates", check_rates("learning_rates", p.pop("learning_rates")), 0.1, LR_01_WHY)
-    check_layers("layers", p.pop("layers"), VGG_CONV_LAYERS)
-    check_int("unit", p.pop("unit"), 0, PROBE_UNITS - 1)
-
-
-def _chapter2(p: dict[str, Any]) -> None:
-    check_number("lr", p.pop("lr"), 0, low_open=True)
-    check_layers("layers", p.pop("layers"), VGG_CONV_LAYERS)
-    check_int("unit", p.pop("unit"), 0, PROBE_UNITS - 1)
-    scales = check_sequence("noise_scales", p.pop("noise_scales"))
-    values = tuple(check_number(f"noise_scales[{i}]", s, 0) for i, s in enumerate(scales))
-    if len(set(values)) != len(values):
-        raise BadParameter(f"noise_scales must not repeat a value, got {scales!r}")
-
-
-def _chapter3(p: dict[str, Any]) -> None:
-    check_rates("vgg_lrs", p.pop("vgg_lrs"))
-    check_rates("dln_lrs", p.pop("dln_lrs"))
-    check_layers("vgg_layers", p.pop("vgg_layers"), VGG_CONV_LAYERS, count=2)
-    check_layers("dln_layers", p.pop("dln_layers"), DLN_LAYERS, count=2)
-
-
-def _chapter4(p: dict[str, Any]) -> None:
-    check_rates("grid_lrs", p.pop("grid_lrs"))
-
-
-def _chapter5(p: dict[str, Any]) -> None:
-    check_number("vgg_lr", p.pop("vgg_lr"), 0, low_open=True)
-    check_number("dln_lr", p.pop("dln_lr"), 0, low_open=True)
-
-
-def _chapter6(p: dict[str, Any]) -> None:
-    check_optional_int("draws", p.pop("draws"))
-
-
-def _chapter8(p: dict[str, Any]) -> None:
-    widths = check_sequence("widths", p.pop("widths"))
-    for i, w in enumerate(widths):
-        check_number(f"widths[{i}]", w, 0, WIDTH_MAX, low_open=True)
-    check_seeds("search_seeds", p.pop("search_seeds"))
-    check_int("max_steps", p.pop("max_steps"), 25)
-    check_bool("rerun", p.pop("rerun"))
-
-
-def _no_more(p: dict[str, Any]) -> None:
-    """Chapter 7 has only the common parameters."""
-
-
-CHAPTERS = {1: _chapter1, 2: _chapter2, 3: _chapter3, 4: _chapter4, 5: _chapter5, 6: _chapter6, 7: _no_more,
-            8: _chapter8}
-
-
-def chapter(number: int, **params: Any) -> None:
-    """Check chapter `number`'s parameters (all of them, by name); raises BadParameter on the first bad one."""
-    if number not in CHAPTERS:
-        raise BadParameter(f"chapter must be one of {sorted(CHAPTERS)}, got {number!r}")
-    params = dict(params)
-    try:
-        _common(params)
-        CHAPTERS[number](params)
-    except KeyError as missing:
-        raise BadParameter(f"chapter {number}'s check needs the parameter {missing}") from None
-    if params:
-        raise BadParameter(f"chapter {number} has no parameter(s) {sorted(params)}")

@@ -8,7 +8,8 @@ the paper's 10,000 steps. Written out, a step is a few hundred tensor operations
 activations stay features-first (10 x N, where a product takes half the time and per-unit statistics are row
 reductions) in buffers allocated once, and the parameters and running statistics each live in one flat tensor
 (the model's tensors become views of it: same objects, same values), so the update and each statistic's
-running average are one operation each. `python -m bnlib.bench --only dln` measures both.
+running average are one operation each. `python -m tools.bench --only dln` (the repository's benchmark)
+measures both.
 
 What it computes: the loss, gradients, SGD update and running statistics of the module path (the model's
 forward, autograd and torch.optim.SGD), in another order of floating-point operations: they agree to ~1e-15 in
@@ -28,14 +29,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from bnlib import checkpoint as ckpt
+from bnlib.execution import env_flag
 from bnlib.models import DLN, LpNorm
 from bnlib.probes.base import Probe, StepContext, rng_state
 
@@ -48,10 +48,7 @@ ENV = "BNLIB_DLN_FAST"
 
 def enabled() -> bool:
     """$BNLIB_DLN_FAST: 1 (the default) uses the written-out step where it applies, 0 never."""
-    value = os.environ.get(ENV, "").strip().lower()
-    if value not in ("", "0", "1", "true", "false"):
-        raise ValueError(f"{ENV} must be 0 or 1, got {value!r}")
-    return value in ("", "1", "true")
+    return env_flag(ENV, True)
 
 
 def applies(config: RunConfig, optimizer: torch.optim.Optimizer) -> bool:
@@ -307,18 +304,3 @@ def probe_records(task: Task, optimizer: torch.optim.Optimizer, lr: float, step:
         loss.backward()
         ctx = StepContext(model, task.x_train, task.y_train, loss.detach(), task.loss_fn, lr, step, rng, optimizer)
         return [{"step": step, **p.measure(ctx)} for p in wanted]
-
-
-def train_step(loop: Any, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
-    """bnlib.train's step for a run with `loop.fast` (`loop`: the training loop's state, bnlib.train's private
-    loop object): on a probed step the probes first (they measure before the update, as in the autograd step),
-    then the written-out step."""
-    wanted = [p for p in probes if p.wants(step)]
-    loop.in_step = True
-    if wanted:
-        loop.start_of_step = ckpt.state_now(loop.task.model, loop.optimizer, copy_tensors=True) if keep_start else None
-        records = probe_records(loop.task, loop.optimizer, loop.config.lr, step, wanted)
-        for p, record in zip(wanted, records, strict=True):
-            loop.history["probes"][p.name].append(record)
-    loop.step_loss[step] = loop.fast.step()
-    loop.in_step, loop.start_of_step = False, None

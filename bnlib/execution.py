@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 
-def _env_flag(name: str, default: bool) -> bool:
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: unset or empty gives `default`; 0, 1, true, false; anything else is an error."""
     value = os.environ.get(name, "").strip().lower()
     if value not in ("", "0", "1", "true", "false"):
         raise ValueError(f"{name} must be 0 or 1, got {value!r}")
@@ -31,10 +32,10 @@ def execution_options(channels_last: bool | None = None, compile_model: bool | N
     to compile each model). Like the device, neither is part of a run's cache key: they change the
     order of floating-point operations, not the model, the data or the precision (always fp32;
     bnlib offers no mixed precision, because the probes measure differences of losses and
-    gradients that bf16/fp16 rounding would swamp). `python -m bnlib.bench --only speedups` measures them.
+    gradients that bf16/fp16 rounding would swamp). `python -m tools.bench --only speedups` measures them.
     """
-    return {"channels_last": _env_flag("BNLIB_CHANNELS_LAST", True) if channels_last is None else bool(channels_last),
-            "compile": _env_flag("BNLIB_COMPILE", False) if compile_model is None else bool(compile_model)}
+    return {"channels_last": env_flag("BNLIB_CHANNELS_LAST", True) if channels_last is None else bool(channels_last),
+            "compile": env_flag("BNLIB_COMPILE", False) if compile_model is None else bool(compile_model)}
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -46,7 +47,7 @@ def keep_freed_memory() -> bool:
 
     A VGG step allocates and frees the same few-MB activations every step; with glibc's defaults many come
     from fresh mmap'd pages: a 1/8-width BN step took 2,000-4,800 page faults, about 20-50 with this
-    (`python -m bnlib.bench --only allocator`; the time saved, 0-12% per step, is within this VM's noise).
+    (`python -m tools.bench --only allocator`; the time saved, 0-12% per step, is within this VM's noise).
     Allocations below 32 MB (glibc's cap for this setting) now reuse the heap, which is not trimmed below 1 GB.
     Only where the memory goes changes, never a computed value. Once per process; False where the C library
     is not glibc.

@@ -8,28 +8,27 @@ evaluations x evaluation, as if every step cost what the measured ones did (data
 checkpoints and compilation are left out). Runs already in the run cache cost ~0 and are not measured;
 a run with a checkpoint (interrupted) still counts in full.
 
-Without the device at hand, `python -m bnlib.plan --profile gpu` estimates each chapter on an assumed GPU
-by counting FLOPs and operations instead of timing (`Assumed`, `assumed_cost`): the README's T4 table.
+Without the device at hand, `python -m bnlib.book --estimate --profile gpu` estimates each chapter on an
+assumed GPU by counting FLOPs and operations instead of timing (`Assumed`, `assumed_cost`): the README's T4
+table. The cost meter only: which runs each chapter plans is the chapter registry's (`bnlib.book`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from bnlib import dln_step, pool, runs
+from bnlib import checks, dln_step, runs
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
-from bnlib.profiles import PROFILES, Profile, resolve
-from bnlib.train import RunConfig, Task, batch_indices, build_task, default_device, evaluate
+from bnlib.profiles import PROFILES, Profile
+from bnlib.runs import Planned
+from bnlib.train import RunConfig, Task, batch_indices, build_task, evaluate
 
-Planned = tuple[RunConfig, list[Probe]]
 # A Colab T4, assumed (see README): 8.1 TFLOP/s fp32 peak, about half of it sustained by cuDNN's fp32
 # convolutions at batch 128; about 10 us of host-side overhead per launched operation.
 T4_FLOPS_PER_S = 4.0e12
@@ -56,14 +55,6 @@ class Plan:
     seconds: float  # estimated, for the runs not in the cache
     device: str
     measured: tuple[str, ...]  # one line per measured model shape: what was timed
-
-
-def unique(planned: Iterable[Planned]) -> list[Planned]:
-    """The planned runs without repeats (chapters ask for a shared canonical run more than once)."""
-    seen: dict[str, Planned] = {}
-    for config, probes in planned:
-        seen.setdefault(runs.run_key(config, probes), (config, list(probes)))
-    return list(seen.values())
 
 
 def counts(config: RunConfig, probes: Iterable[Probe]) -> tuple[int, int, dict[str, int]]:
@@ -150,7 +141,7 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     bnlib.dln_step's written-out step where train() takes it, unless `written_out` is False)."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    task = build_task(config, device or default_device())
+    task = build_task(config, checks.device(device))
     model = task.model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     n = config.batch_size if config.model == "vgg" else len(task.x_train)
@@ -221,14 +212,14 @@ def describe_shape(config: RunConfig, cost: Cost) -> str:
     c = config
     what = (f"VGG {c.norm}, width {c.width:g}, batch {c.batch_size}" if c.model == "vgg"
             else f"DLN {c.norm}, {c.dln_depth} x {c.dln_dim}x{c.dln_dim}, {c.dln_points} points")
-    probes = ", ".join(f"{name} +{_fmt(s)}" for name, s in cost.probe_s.items()) or "none"
-    return f"{what}: step {_fmt(cost.step_s)}, evaluation {_fmt(cost.eval_s)}, probe measurements: {probes}"
+    probes = ", ".join(f"{name} +{duration(s)}" for name, s in cost.probe_s.items()) or "none"
+    return f"{what}: step {duration(cost.step_s)}, evaluation {duration(cost.eval_s)}, probe measurements: {probes}"
 
 
 def make_plan(planned: Iterable[Planned], measure_fn: Callable[[RunConfig, list[Probe]], Cost] = measure,
               cached: Callable[[RunConfig, list[Probe]], bool] = runs.is_cached) -> Plan:
     """Count the runs, look them up in the cache, and estimate the rest from one measurement per shape."""
-    everything = unique(planned)
+    everything = runs.unique(planned)
     todo = [(config, probes) for config, probes in everything if not cached(config, probes)]
     groups: dict[RunConfig, tuple[RunConfig, dict[str, Probe]]] = {}
     for config, probes in todo:
@@ -247,7 +238,8 @@ def device_name() -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def _fmt(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A time in the unit that reads best (ms, s, min, h)."""
     if seconds < 1:
         return f"{1e3 * seconds:.3g} ms"
     if seconds < 120:
@@ -273,7 +265,7 @@ def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
             f"{plan.cached} already in the run cache.")
     if plan.cached == plan.runs:
         return head + " Nothing to train: every figure comes from the cache (~0 s)."
-    lines = [head, f"Estimated time for the {plan.runs - plan.cached} to train: about {_fmt(plan.seconds)} "
+    lines = [head, f"Estimated time for the {plan.runs - plan.cached} to train: about {duration(plan.seconds)} "
              "(an estimate: each run's steps, evaluations and probe measurements x the costs measured just now).",
              f"Measured here (mean of {MEASURED_STEPS} steps after a warm-up; each probe once, as its extra over a "
              f"plain step; evaluation timed on up to {EVAL_SLICE} images and scaled):"]
@@ -283,112 +275,8 @@ def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
     return "\n".join(lines)
 
 
-def show(planned: Iterable[Planned], profile: Profile | str | None = None, knobs: str = "") -> Plan:
+def show(planned: Iterable[Planned], profile: Profile, knobs: str = "") -> Plan:
     """Print the chapter's plan (what it trains here and the estimated time) and return it."""
     plan = make_plan(planned)
-    print(text(plan, resolve(profile), knobs))
+    print(text(plan, profile, knobs))
     return plan
-
-
-def chapter_plans(profile: Profile | str | None, dataset: str = "auto",
-                  seeds: Sequence[int] | None = None) -> dict[str, list[Planned]]:
-    """Each training chapter's runs at its default parameters and `seeds` (None: the profile's), in book order."""
-    from bnlib.experiments import distributions, ics, landscape, lp
-
-    return {"01": distributions.chapter1_plan(profile, dataset, seeds),
-            "02": distributions.chapter2_plan(profile, dataset, seeds),
-            "03": ics.chapter_plan(profile, dataset, seeds), "04": landscape.chapter_plan(profile, dataset, seeds),
-            "05": lp.chapter_plan(profile, dataset, seeds)}
-
-
-def book_plan(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None
-              ) -> list[Planned]:
-    """Every run the book's chapters train, once: the canonical runs the scoreboard and chapter 7 read too."""
-    return unique(run for planned in chapter_plans(profile, dataset, seeds).values() for run in planned)
-
-
-def book_estimate(profile: Profile | str | None, flops_per_s: float, op_s: float) -> dict[str, tuple[Plan, Plan]]:
-    """Per chapter, on a device described by (flops_per_s, op_s): (its plan with an empty cache, its plan
-    after the chapters before it, whose shared runs it then finds cached)."""
-    memo: dict[tuple[RunConfig, tuple[str, ...]], Cost] = {}
-
-    def assumed(config: RunConfig, probes: list[Probe]) -> Cost:
-        key = (shape(config), tuple(sorted(p.name for p in probes)))
-        if key not in memo:
-            memo[key] = assumed_cost(config, probes, flops_per_s, op_s)
-        return memo[key]
-
-    out, done = {}, set()
-    for chapter, planned in chapter_plans(profile, "synthetic").items():
-        alone = make_plan(planned, assumed, cached=lambda c, p: False)
-        after = make_plan(planned, assumed, cached=lambda c, p, done=frozenset(done): runs.run_key(c, p) in done)
-        done |= {runs.run_key(c, p) for c, p in planned}
-        out[chapter] = alone, after
-    return out
-
-
-def spent(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> str:
-    """Where a build's training time went, chapter by chapter and run by run: the seconds each cached run's
-    training took (`history["seconds"]`, wall time in the process that trained it, probes and evaluations
-    included; when runs trained side by side these overlap), each run counted under the first chapter that
-    plans it. Runs not in the cache are listed as such."""
-    lines, total = [], 0.0
-    seen: set[str] = set()
-    for chapter, planned in chapter_plans(profile, dataset, seeds).items():
-        rows = []
-        for config, probes in planned:
-            key = runs.run_key(config, probes)
-            if key in seen:
-                continue
-            seen.add(key)
-            history = runs.cached(config, probes)
-            what = (f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
-                    + (f", probes {'/'.join(p.name for p in probes)}" if probes else ""))
-            rows.append((history["seconds"] if history else None, what))
-        done = sum(s for s, _ in rows if s is not None)
-        total += done
-        lines.append(f"chapter {chapter}: {len(rows)} runs of its own, {done:,.0f} s of training")
-        lines += [f"  {'not cached' if s is None else f'{s:7,.0f} s'}  {what}" for s, what in
-                  sorted(rows, key=lambda r: -(r[0] or 0))]
-    return "\n".join([*lines, f"all chapters: {total:,.0f} s of training (summed over runs; side by side on "
-                                 f"{pool.default_workers()} workers the wall time is less)"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnlib.plan", description="Estimate each chapter's time on a "
-                                     "GPU that is not here, from counted FLOPs and operations (no timing); or, "
-                                     "with --train, train every run of the book that is not cached yet.")
-    parser.add_argument("--profile", default=None, help="default: gpu for estimates; for --train, $BNLIB_PROFILE, "
-                        "else by hardware")
-    parser.add_argument("--train", action="store_true", help="train the book's runs now, on all cores (make book "
-                        "does this first, so that the chapters' runs train side by side across chapters)")
-    parser.add_argument("--spent", action="store_true", help="say where the cached runs' training time went, "
-                        "chapter by chapter and run by run (reads the run cache, trains nothing)")
-    parser.add_argument("--dataset", default="auto")
-    parser.add_argument("--flops-per-s", type=float, default=T4_FLOPS_PER_S, help="sustained fp32 FLOP/s assumed")
-    parser.add_argument("--op-s", type=float, default=T4_OP_S, help="seconds per tensor operation (launch overhead)")
-    args = parser.parse_args(argv)
-    if args.train:
-        planned = book_plan(args.profile, args.dataset)
-        began = time.perf_counter()
-        trained = runs.train_all(planned)
-        print(f"profile {resolve(args.profile).name}: {len(planned)} runs in the book, {trained} trained now "
-              f"in {time.perf_counter() - began:.0f} s, the rest were cached")
-        return 0
-    if args.spent:
-        print(spent(args.profile, args.dataset))
-        return 0
-    args.profile = args.profile or "gpu"
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    print(f"Estimates (not measurements) at profile {args.profile!r}: {args.flops_per_s / 1e12:g} TFLOP/s sustained, "
-          f"{1e6 * args.op_s:g} us per operation")
-    for chapter, (alone, after) in book_estimate(args.profile, args.flops_per_s, args.op_s).items():
-        print(f"chapter {chapter}: {alone.runs} runs, about {_fmt(alone.seconds)} alone, "
-              f"{_fmt(after.seconds)} after the chapters before it")
-        for line in alone.measured:
-            print(f"  {line}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """Named run scales, so one notebook serves a test (smoke), a laptop (cpu) and the paper (paper).
 
 Resolution order: an explicit name, then the BNLIB_PROFILE environment variable, then the
-hardware (`gpu` when CUDA is available, `cpu` otherwise; `paper` is one argument away).
+hardware (`gpu` when CUDA is available, `cpu` otherwise; `paper` is one argument away). The chapter
+registry (`bnlib.book`) resolves once; everything below it takes the `Profile` itself.
 """
 
 from __future__ import annotations
@@ -93,11 +94,6 @@ PROFILES: dict[str, Profile] = {
         widget_steps=1000,
     ),
 }
-
-
-def seeds(profile: str | Profile | None = None, chosen: object = None) -> tuple[int, ...]:
-    """The seeds a chapter trains: `chosen` (a chapter's `seeds` parameter) when given, else the profile's."""
-    return resolve(profile).seeds if chosen is None else checks.check_seeds("seeds", chosen)
 
 
 def resolve(name: str | Profile | None = None) -> Profile:

@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
+from bnlib import claims, stats
 from bnlib import data as bdata
-from bnlib.profiles import Profile, resolve
+from bnlib.profiles import Profile
 
 
-def setup_summary(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> str:
+def setup_summary(profile: Profile, dataset: str, seeds: Sequence[int]) -> str:
     """One Markdown paragraph naming the profile, the seeds, the dataset actually used, and the device."""
-    p = resolve(profile)
-    seeds = p.seeds if seeds is None else tuple(seeds)
     name = bdata.resolve_name(dataset)
     source = bdata._fetch_cached(name, True)[1]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    width = f"{p.vgg_width:g}x VGG-16 widths" if p.vgg_width != 1 else "full VGG-16 widths"
+    width = f"{profile.vgg_width:g}x VGG-16 widths" if profile.vgg_width != 1 else "full VGG-16 widths"
     seeds = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
-    return (f"**How this page was computed.** Profile `{p.name}` ({width}, {p.vgg_steps} SGD steps of batch "
-            f"{p.batch_size}; DLN {p.dln_steps} full-batch steps on {p.dln_points} points; every run at {seeds}) "
+    return (f"**How this page was computed.** Profile `{profile.name}` ({width}, {profile.vgg_steps} SGD steps of "
+            f"batch {profile.batch_size}; DLN {profile.dln_steps} full-batch steps on {profile.dln_points} points; "
+            f"every run at {seeds}) "
             f"on **{source}**, device: {device}, torch {torch.__version__}. The paper used CIFAR-10 at profile "
             f"`paper`.")
 
 
-def show_setup(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> Any:
+def show_setup(profile: Profile, dataset: str, seeds: Sequence[int]) -> Any:
     from IPython.display import Markdown
 
     return Markdown(setup_summary(profile, dataset, seeds))
@@ -108,27 +107,15 @@ def _markdown_inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-def scoreboard_html(results: Sequence[Any], profile: Profile | str | None = None, dataset: str = "auto",
+def scoreboard_html(results: Sequence[Any], profile: Profile, dataset: str, seeds: Sequence[int],
                     link_prefix: str = "chapters/") -> str:
     """The landing page's scoreboard: the verdict tally, every claim's row, and the setup."""
-    from bnlib.claims import tally
-
-    counts = ", ".join(f"{n} {v}" for v, n in tally(results).items())
+    counts = ", ".join(f"{n} {v}" for v, n in claims.tally(results).items())
     against = sum(r.paper_vs_text.startswith("no") for r in results)
     return "\n".join([
         f"<p><b>{len(results)} claims checked:</b> {html.escape(counts)}. "
         f"On {against} of them the paper's own plotted data does not bear out its text.</p>",
-        claims_html(results, link_prefix), f"<p>{_markdown_inline(setup_summary(profile, dataset))}</p>"])
-
-
-def scoreboard(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
-               link_prefix: str = "chapters/") -> Any:
-    """Display the scoreboard of the canonical runs in a notebook (the landing page calls this)."""
-    from IPython.display import HTML
-
-    from bnlib.claims import collect
-
-    return HTML(scoreboard_html(collect(profile, dataset, seeds), profile, dataset, link_prefix))
+        claims_html(results, link_prefix), f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds))}</p>"])
 
 
 def claims_markdown(results: Sequence[Any]) -> Any:
@@ -148,23 +135,14 @@ def claims_markdown(results: Sequence[Any]) -> Any:
 
 # ---- the chapters' tables: one helper, so every page's numbers look alike ----
 
-def cell(value: Any, fmt: str = "{:.3g}") -> str:
-    """One table cell: a float through `fmt` ('—' for None, 'nan' for NaN), anything else as text."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return "nan" if value != value else fmt.format(value)
-    return str(value).replace("|", "\\|")
-
-
 def markdown_table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}") -> str:
     """A Markdown table from rows of {column: value}; the first row's keys are the columns."""
     if not rows:
         raise ValueError("a table needs at least one row")
     cols = list(rows[0])
-    # headers go through cell() too: a literal | (as in "mean |Δμ|") would end the column
-    lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(row.get(c), fmt) for c in cols) + " |" for row in rows]
+    # headers go through stats.cell() too: a literal | (as in "mean |Δμ|") would end the column
+    lines = ["| " + " | ".join(stats.cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(stats.cell(row.get(c), fmt) for c in cols) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -176,18 +154,6 @@ def table(rows: Sequence[dict[str, Any]], fmt: str = "{:.3g}", caption: str = ""
 
 
 # ---- several seeds in one table: the mean and the seeds' range, so no table quietly shows one seed ----
-
-def across_seeds(values: Sequence[float], fmt: str = "{:.3g}") -> str:
-    """One cell for several seeds' values: 'mean [lowest, highest]' (one seed: its value); NaN seeds (a run
-    that cannot give the number) are left out of the mean and counted."""
-    finite = [float(v) for v in values if math.isfinite(float(v))]
-    if not finite:
-        return "nan"
-    mean = cell(sum(finite) / len(finite), fmt)
-    text = mean if len(values) == 1 else f"{mean} [{cell(min(finite), fmt)}, {cell(max(finite), fmt)}]"
-    missing = len(values) - len(finite)
-    return text + (f" ({missing} of {len(values)} seeds nan)" if missing else "")
-
 
 def _text_across(values: Mapping[int, Any]) -> str:
     """Text values (e.g. a run's status) of several seeds: one value when they agree, else each seed's."""
@@ -210,7 +176,7 @@ def seed_rows(runs: Mapping[int, Mapping[Any, Any]], measure: Callable[[Any], di
         for col in next(iter(measured.values())):
             values = {seed: m[col] for seed, m in measured.items()}
             numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values())
-            row[col] = across_seeds(list(values.values()), fmt) if numeric else _text_across(values)
+            row[col] = stats.across_seeds(list(values.values()), fmt) if numeric else _text_across(values)
         rows.append(row)
     return rows
 

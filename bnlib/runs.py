@@ -22,9 +22,13 @@ from bnlib import checks, pool, store
 from bnlib import data as bdata
 from bnlib.checks import BadParameter
 from bnlib.probes.base import Probe
-from bnlib.train import RunConfig, train
+from bnlib.train import RunConfig, check_arguments, train
 
-CORE_MODULES = ("checks", "data", "execution", "losses", "models", "store", "train", "dln_step", "runs", "probes/base")
+Planned = tuple[RunConfig, list[Probe]]  # what one cached run trains: its config and the probes it carries
+# The code a run's key fingerprints: the loop (train) with every module it imports, and this cache
+# (tests/test_layers.py keeps the list exact); a probe's own file is keyed only in the runs that carry it.
+CORE_MODULES = ("checks", "data", "execution", "losses", "models", "store", "train", "dln_step", "checkpoint", "runs",
+                "probes/base")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -89,7 +93,7 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
     The cache folder is checked writable before anything trains; a cached file that is unreadable
     or holds another run is moved aside (with a warning) and the run is trained again.
     """
-    checks.run_arguments(config, probes)
+    check_arguments(config, probes)
     checks.check_bool("progress", progress)
     device = checks.device(device)
     found = cached(config, probes, cache)
@@ -138,7 +142,15 @@ def _train_quietly(config: RunConfig, probes: Sequence[Probe], cache: Path | str
     run(config, probes, progress=False, cache=cache)
 
 
-def train_all(planned: Iterable[tuple[RunConfig, Sequence[Probe]]], workers: int | None = None,
+def unique(planned: Iterable[Planned]) -> list[Planned]:
+    """The planned runs without repeats (chapters ask for a shared canonical run more than once)."""
+    seen: dict[str, Planned] = {}
+    for config, probes in planned:
+        seen.setdefault(run_key(config, probes), (config, list(probes)))
+    return list(seen.values())
+
+
+def train_all(planned: Iterable[Planned], workers: int | None = None,
               cache: Path | str | None = None) -> int:
     """Train every planned run that is not cached yet, `workers` at a time on this machine's cores
     (bnlib.pool; default one per core, one on a GPU); returns how many were trained.
@@ -147,7 +159,7 @@ def train_all(planned: Iterable[tuple[RunConfig, Sequence[Probe]]], workers: int
     side by side, and its cells read them from the cache. The biggest runs start first, so that no
     core idles at the end waiting on one long run.
     """
-    todo: dict[str, tuple[RunConfig, list[Probe]]] = {}
+    todo: dict[str, Planned] = {}
     for config, probes in planned:
         if not is_cached(config, probes, cache):
             todo.setdefault(run_key(config, probes), (config, list(probes)))

@@ -97,10 +97,6 @@ class Task:
     source: str
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def build_task(config: RunConfig, device: torch.device | str = "cpu") -> Task:
     """Model (seeded init) and data for `config`, all on `device`."""
     torch.manual_seed(config.seed)
@@ -208,17 +204,21 @@ class _Loop:
     def train_step(self, step: int, probes: Sequence[Probe], keep_start: bool) -> None:
         """One SGD step (probes measure between backward and update); `keep_start` copies the whole
         state first on probed steps, so an exception inside a probe can fall back to it."""
-        if self.fast is not None:
-            dln_step.train_step(self, step, probes, keep_start)
-            return
         config, model, optimizer = self.config, self.task.model, self.optimizer
+        wanted = [p for p in probes if p.wants(step)]
+        self.start_of_step = ckpt.state_now(model, optimizer, copy_tensors=True) if wanted and keep_start else None
+        self.in_step = True
+        if self.fast is not None:  # the DLN's written-out step: the probes measure first, through the module
+            records = dln_step.probe_records(self.task, optimizer, config.lr, step, wanted) if wanted else []
+            for p, record in zip(wanted, records, strict=True):
+                self.history["probes"][p.name].append(record)
+            self.step_loss[step] = self.fast.step()
+            self.in_step, self.start_of_step = False, None
+            return
         batch_size = config.batch_size if self.classify else len(self.task.x_train)  # the DLN is full-batch GD
         idx = batch_indices(len(self.task.x_train), batch_size, step, config.seed, self.task.x_train.device)
         x, y = self.task.x_train[idx], self.task.y_train[idx]
-        wanted = [p for p in probes if p.wants(step)]
-        self.start_of_step = ckpt.state_now(model, optimizer, copy_tensors=True) if wanted and keep_start else None
         rng = rng_state() if wanted else {}
-        self.in_step = True
         for p in wanted:
             p.before_forward(model, step)
         optimizer.zero_grad(set_to_none=True)
@@ -283,8 +283,19 @@ def _resume(loop: _Loop, path: Path) -> int:
     return start
 
 
+def check_arguments(config: Any, probes: Any) -> None:
+    """`config` a RunConfig, `probes` a list of Probes with distinct names (train and runs.run share this)."""
+    if not isinstance(config, RunConfig):
+        raise checks.BadParameter(f"config must be a bnlib.train.RunConfig, got {type(config).__name__}")
+    if not isinstance(probes, (list, tuple)) or not all(isinstance(p, Probe) for p in probes):
+        raise checks.BadParameter(f"probes must be a list of bnlib Probe objects, got {probes!r}")
+    names = [p.name for p in probes]
+    if len(set(names)) != len(names):
+        raise checks.BadParameter(f"probe names must be unique within a run, got {names}")
+
+
 def _check_train_arguments(config: Any, probes: Any, checkpoint_every: Any, progress: Any, stop_after: Any) -> None:
-    checks.run_arguments(config, probes)
+    check_arguments(config, probes)
     checks.check_int("checkpoint_every", checkpoint_every, 1)
     if not (isinstance(progress, bool) or callable(progress)):
         raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory, got {progress!r}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bnlib import checks
+from bnlib import book, checks
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("0*.ipynb"))
@@ -34,10 +34,10 @@ def _check_cell(path: Path) -> str:
 def test_every_chapter_checks_all_its_parameters_right_after_the_parameters_cell(path):
     number = int(path.stem[:2])
     source = _check_cell(path)
-    assert f"checks.chapter({number}," in source
+    assert f"book.setup({number}," in source
     params = _parameters(path)
     assert all(f"{name}={name}" in source for name in params), (sorted(params), source)
-    checks.chapter(number, **params)  # the defaults pass
+    book.setup(number, **params)  # the defaults pass
 
 
 BAD = [
@@ -72,15 +72,15 @@ BAD = [
 def test_a_bad_chapter_parameter_says_what_is_allowed(number, change, message):
     params = {**_parameters(CHAPTERS[number - 1]), **change}
     with pytest.raises(checks.BadParameter, match=message):
-        checks.chapter(number, **params)
+        book.setup(number, **params)
 
 
 def test_other_values_a_reader_may_choose_pass():
-    checks.chapter(1, profile="smoke", dataset="synthetic", seeds=[7, 0], learning_rates=[0.05, 0.1, 1.0],
+    book.setup(1, profile="smoke", dataset="synthetic", seeds=[7, 0], learning_rates=[0.05, 0.1, 1.0],
                    layers=[1, 13], unit=3)
-    checks.chapter(2, profile=None, dataset="auto", seeds=None, lr=0.02, layers=(1,), unit=0, noise_scales=[0, 8])
+    book.setup(2, profile=None, dataset="auto", seeds=None, lr=0.02, layers=(1,), unit=0, noise_scales=[0, 8])
     with pytest.raises(checks.BadParameter, match="chapter 4 has no parameter"):
-        checks.chapter(4, profile=None, dataset="auto", seeds=None, grid_lrs=(0.1,), typo=1)
+        book.setup(4, profile=None, dataset="auto", seeds=None, grid_lrs=(0.1,), typo=1)
 
 
 def test_papermill_with_bad_seeds_fails_with_the_clear_message(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlib import report
+from bnlib import report, stats
 from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN, VGG
 from bnlib.probes import ics
@@ -231,7 +231,7 @@ def test_dln_claim_verdicts(bn_cos, expected):
 
 def test_too_few_measurements_are_inconclusive():
     from bnlib.claims import ics as ics_claims
-    from bnlib.claims.stats import MIN_POINTS
+    from bnlib.stats import MIN_POINTS
 
     runs = _fake_runs({("none", 1e-6): (1.0, 1.0), ("batch", 1e-6): (5.0, 0.0)}, (9, 17))
     for h in runs.values():
@@ -332,8 +332,8 @@ def test_medians_table_gives_the_mean_and_range_over_seeds():
     # Standard's median l2: seed 0 -> 3, seed 1 -> 3.5
     assert rows[1]["‖G − G′‖"] == "3.25 [3, 3.5]" and rows[1]["‖G‖"] == "1 [1, 1]"
     assert experiment.medians_table({0: runs[0]}, (5,))[1]["‖G − G′‖"] == "3"
-    assert report.across_seeds([1.0, float("nan"), 3.0]) == "2 [1, 3] (1 of 3 seeds nan)"
-    assert report.across_seeds([float("nan")]) == "nan"
+    assert stats.across_seeds([1.0, float("nan"), 3.0]) == "2 [1, 3] (1 of 3 seeds nan)"
+    assert stats.across_seeds([float("nan")]) == "nan"
     assert report.seeds_caption((0,)) == "Seed 0."
     assert report.seeds_caption((0, 2)).startswith("Seeds 0, 2: each number is their mean [lowest, highest]")
     with pytest.raises(ValueError, match="at least one seed"):

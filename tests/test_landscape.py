@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlib.claims import stats as st
+from bnlib import stats as st
 from bnlib.losses import cross_entropy, sum_squared_error
 from bnlib.models import DLN, VGG
 from bnlib.probes import landscape

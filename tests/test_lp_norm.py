@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from bnlib.models import DLN, VGG, LpNorm
+from bnlib.profiles import resolve
 from bnlib.train import RunConfig, train
 
 PS = (1, 2, float("inf"))
@@ -142,4 +143,4 @@ def test_runs_reject_unknown_norms():
     from bnlib.experiments import lp
 
     with pytest.raises(ValueError, match="norms must be among"):
-        lp.vgg_runs("smoke", norms=("l3",))
+        lp.vgg_runs(resolve("smoke"), norms=("l3",))

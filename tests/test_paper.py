@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bnlib import paper
+from bnlib import stats as st
 from bnlib.claims import Rule, grade, paper_vs_text
 from bnlib.claims import landscape as landscape_claims
-from bnlib.claims import stats as st
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "paper-figures"
 PACKAGED = Path(paper.__file__).parent / "paper_data"

@@ -10,10 +10,13 @@ import nbformat
 import pytest
 import torch
 
-from bnlib import plan, runs
+from bnlib import book, plan, runs
 from bnlib.experiments import distributions, ics, landscape, lp
 from bnlib.probes.activations import ActivationProbe
 from bnlib.probes.ics import ICSProbe
+from bnlib.profiles import resolve
+
+SMOKE, PAPER = resolve("smoke"), resolve("paper")
 
 
 def test_run_seconds_counts_steps_evaluations_and_probe_measurements(tiny_vgg):
@@ -49,7 +52,7 @@ def test_one_measurement_per_shape_and_cached_runs_cost_nothing(tiny_vgg, tiny_d
 
     done = plan.make_plan([(tiny_dln, [])], must_not_measure)
     assert (done.runs, done.cached, done.seconds) == (1, 1, 0.0)
-    assert "Nothing to train" in plan.text(done, plan.resolve("smoke"))
+    assert "Nothing to train" in plan.text(done, SMOKE)
 
 
 def test_measure_times_the_run_and_each_probe(tiny_vgg):
@@ -62,7 +65,7 @@ def test_measure_times_the_run_and_each_probe(tiny_vgg):
 
 def test_the_text_says_what_is_measured_and_what_makes_it_smaller(tiny_vgg):
     got = plan.Plan(runs=5, cached=2, seconds=600.0, device="CPU (2 threads)", measured=("VGG batch: step 1 ms",))
-    out = plan.text(got, plan.resolve("paper"), knobs="fewer learning_rates")
+    out = plan.text(got, PAPER, knobs="fewer learning_rates")
     assert "5 runs, 2 already in the run cache" in out and "about 10 min" in out and "estimate" in out
     assert "VGG batch: step 1 ms" in out and 'profile="gpu"' in out and "fewer learning_rates" in out
 
@@ -87,34 +90,34 @@ def keys(planned):
 
 def test_chapters_train_exactly_their_plans(trained):
     """One source of truth: what a chapter's cells (and claim checks) train is what its plan lists."""
-    d, s = "smoke", "synthetic"
+    d, s = SMOKE, "synthetic"
     distributions.fig2_runs(d, s, lr=0.5), distributions.noise_grid(d, s, scales=(0.0, 1.0, 3.0), lr=0.5)
     distributions.fig2_runs(d, s)  # the claim check, at the paper's rate
-    assert set(trained) == keys(distributions.chapter2_plan(d, s, lr=0.5, scales=(0.0, 1.0, 3.0)))
+    assert set(trained) == keys(distributions.chapter2_plan(d, s, (0,), lr=0.5, scales=(0.0, 1.0, 3.0)))
 
     trained.clear()
     ics.vgg_runs(d, s, layers=(2, 3)), ics.dln_runs(d, lrs=(1e-7,), layers=(3, 4)), ics.fig9_runs(d, lr=1e-7)
     ics.vgg_runs(d, s), ics.dln_runs(d, lrs=(1e-7,))  # the claim check: default layers, the chapter's rates
-    assert set(trained) == keys(ics.chapter_plan(d, s, dln_lrs=(1e-7,), vgg_layers=(2, 3), dln_layers=(3, 4)))
+    assert set(trained) == keys(ics.chapter_plan(d, s, (0,), dln_lrs=(1e-7,), vgg_layers=(2, 3), dln_layers=(3, 4)))
 
     trained.clear()
     landscape.vgg_runs(d, s), landscape.dln_runs(d), landscape.lr_grid(d, s, lrs=(0.1, 1.0))
-    assert set(trained) == keys(landscape.chapter_plan(d, s, grid_lrs=(0.1, 1.0)))
+    assert set(trained) == keys(landscape.chapter_plan(d, s, (0,), grid_lrs=(0.1, 1.0)))
 
 
 def test_chapter_plans_follow_their_parameters():
-    assert len(plan.unique(distributions.chapter1_plan("smoke", "synthetic"))) == 4
-    assert len(plan.unique(distributions.chapter1_plan("smoke", "synthetic", lrs=(0.05,)))) == 6
-    assert len(plan.unique(ics.chapter_plan("smoke", "synthetic"))) == 8
+    assert len(runs.unique(distributions.chapter1_plan(SMOKE, "synthetic", (0,)))) == 4
+    assert len(runs.unique(distributions.chapter1_plan(SMOKE, "synthetic", (0,), lrs=(0.05,)))) == 6
+    assert len(runs.unique(ics.chapter_plan(SMOKE, "synthetic", (0,)))) == 8
     # other layers: runs carrying only an ICS probe, besides the canonical runs of Figure 9 and the claims
-    assert len(plan.unique(ics.chapter_plan("smoke", "synthetic", vgg_layers=(2, 3), dln_layers=(3, 4)))) == 16
-    assert len(plan.unique(landscape.chapter_plan("smoke", "synthetic", grid_lrs=(0.1, 1.0)))) == 8
+    assert len(runs.unique(ics.chapter_plan(SMOKE, "synthetic", (0,), vgg_layers=(2, 3), dln_layers=(3, 4)))) == 16
+    assert len(runs.unique(landscape.chapter_plan(SMOKE, "synthetic", (0,), grid_lrs=(0.1, 1.0)))) == 8
     # every seed trains Figure 3 and the claims' runs; Figure 9 (one seed shown) only the first seed
-    assert len(plan.unique(ics.chapter_plan("smoke", "synthetic", seeds=(0, 1)))) == 16
-    two = plan.unique(ics.chapter_plan("smoke", "synthetic", seeds=(2, 1), dln_lrs=(1e-7,)))
+    assert len(runs.unique(ics.chapter_plan(SMOKE, "synthetic", (0, 1)))) == 16
+    two = runs.unique(ics.chapter_plan(SMOKE, "synthetic", (2, 1), dln_lrs=(1e-7,)))
     assert len(two) == 14 and {c.seed for c, _ in two} == {1, 2}
     assert {c.seed for c, probes in two if c.model == "dln" and any(p.name == "activations" for p in probes)} == {2}
-    assert len(plan.unique(lp.chapter_plan("smoke", "synthetic"))) == 10
+    assert len(runs.unique(lp.chapter_plan(SMOKE, "synthetic", (0,)))) == 10
 
 
 CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("*.ipynb"))
@@ -147,15 +150,16 @@ def test_an_assumed_vgg_cost_does_not_depend_on_the_batch_it_was_counted_on(tiny
 
 
 def test_spent_says_where_the_training_time_went_chapter_by_chapter(cache):
-    """`python -m bnlib.plan --spent` reads each cached run's own recorded seconds under the first chapter that
+    """`python -m bnlib.book --spent` reads each cached run's own recorded seconds under the first chapter that
     plans it; a run not in the cache says so and adds nothing."""
-    first_config, first_probes = plan.chapter_plans("smoke", "synthetic", (0,))["01"][0]
+    setup = book.common("smoke", "synthetic", (0,))
+    first_config, first_probes = book.chapter_plans(setup)["01"][0]
     history = runs.run(first_config, first_probes, progress=False)
-    text = plan.spent("smoke", "synthetic", (0,))
+    text = book.spent(setup)
     chapters = [line for line in text.splitlines() if line.startswith("chapter ")]
     assert [line.split(":")[0] for line in chapters] == [f"chapter 0{n}" for n in range(1, 6)]
     assert chapters[0].endswith(f"{history['seconds']:,.0f} s of training")
     assert f"{history['seconds']:7,.0f} s  VGG {first_config.norm} lr {first_config.lr:g} seed 0" in text
     listed = sum(int(line.split(": ")[1].split()[0]) for line in chapters)
-    assert listed == len(plan.book_plan("smoke", "synthetic", (0,)))  # every run once
+    assert listed == len(book.book_plan(setup))  # every run once
     assert text.count("not cached") == listed - 1

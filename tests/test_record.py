@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from bnlib.experiments import common
+from bnlib.profiles import resolve
 from bnlib.record import CHANCE, Run
+
+SMOKE = resolve("smoke")
 
 
 def history(acc: list[float], diverged_at: int | None = None, evals: list[dict] | None = None) -> dict:
@@ -61,11 +64,11 @@ def test_registry_keeps_every_canonical_runs_probes():
 
 
 def test_a_run_outside_the_registry_carries_only_what_its_figure_reads():
-    _, probes = common.planned("smoke", "fig1", "none", 0.3)
+    _, probes = common.planned(SMOKE, "fig1", "none", 0.3)
     assert [p.name for p in probes] == ["activations"]
-    _, probes = common.planned("smoke", "fig5-vgg", "none", 0.5)  # canonical (activations) + what Figure 5 reads
+    _, probes = common.planned(SMOKE, "fig5-vgg", "none", 0.5)  # canonical (activations) + what Figure 5 reads
     assert [p.name for p in probes] == ["activations", "landscape"]
-    _, probes = common.planned("smoke", "fig4", "batch", 0.1)
+    _, probes = common.planned(SMOKE, "fig4", "batch", 0.1)
     assert [p.name for p in probes] == ["activations", "ics", "landscape", "hessian"]
     with pytest.raises(ValueError, match="figure must be one of"):
-        common.planned("smoke", "fig99", "none", 0.1)
+        common.planned(SMOKE, "fig99", "none", 0.1)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from bnlib import claims, report
+from bnlib import book, claims, report
 from bnlib.claims import Rule, claim
 from bnlib.claims import __main__ as cli
+from bnlib.profiles import resolve
 
 
 def _results():
     rule = Rule(null=1, margin=1.25, scale="log", factor=3.0)
-    return [claim("t-1", "Fig. 4c", "b <claim>", "Standard / BN", {0: 1.0}, 1.01, rule, "04_test"),
-            claim("t-2", "Sec. 2", "a claim", "share", {0: float("nan")}, None, rule, "02_test", text_value=2.0),
-            claim("t-3", "Fig. 4a", "c claim", "Standard / BN", {0: 9.0, 1: 0.5}, 8.4, rule, "04_test")]
+    graded = [claim("t-1", "Fig. 4c", "b <claim>", "Standard / BN", {0: 1.0}, 1.01, rule),
+              claim("t-2", "Sec. 2", "a claim", "share", {0: float("nan")}, None, rule, text_value=2.0),
+              claim("t-3", "Fig. 4a", "c claim", "Standard / BN", {0: 9.0, 1: 0.5}, 8.4, rule)]
+    return [dataclasses.replace(r, chapter=c) for r, c in zip(graded, ("04_test", "02_test", "04_test"), strict=True)]
 
 
 def test_claims_carry_paper_value_seeds_and_the_papers_own_verdict_on_its_text():
@@ -29,28 +32,29 @@ def test_claims_carry_paper_value_seeds_and_the_papers_own_verdict_on_its_text()
 
 
 def test_scoreboard_html_links_each_claim_to_its_chapter_and_names_the_setup(monkeypatch):
-    monkeypatch.setattr(report, "setup_summary", lambda p, d: f"**How.** Profile `{p}` on **{d}**, device: CPU")
-    page = report.scoreboard_html(_results(), "smoke", "synthetic")
+    monkeypatch.setattr(report, "setup_summary",
+                        lambda p, d, s: f"**How.** Profile `{p.name}` on **{d}** at {s}, device: CPU")
+    page = report.scoreboard_html(_results(), resolve("smoke"), "synthetic", (0, 1))
     assert page.count('href="chapters/04_test.html"') == 2
     assert "b &lt;claim&gt;" in page and "<b>3 claims checked:</b>" in page
     assert "1 reproduced, 0 partly, 0 not reproduced, 2 inconclusive" in page
     assert "On 1 of them the paper's own plotted data does not bear out its text" in page
     assert "9, 0.5 (seeds 0, 1)" in page
-    assert "Profile <code>smoke</code> on <b>synthetic</b>, device: CPU" in page
+    assert "Profile <code>smoke</code> on <b>synthetic</b> at (0, 1), device: CPU" in page
 
 
 def test_cli_prints_json_with_the_promised_fields(monkeypatch, capsys):
     seen = {}
 
-    def fake_collect(profile, dataset, seeds):
-        seen.update(profile=profile, dataset=dataset, seeds=seeds)
+    def fake_collect(setup):
+        seen.update(profile=setup.profile.name, dataset=setup.dataset, seeds=setup.seeds)
         print("progress bar noise")
         return _results()
 
-    monkeypatch.setattr(claims, "collect", fake_collect)
+    monkeypatch.setattr(book, "collect", fake_collect)
     assert cli.main(["--profile", "smoke", "--dataset", "synthetic", "--seeds", "0", "1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert seen == {"profile": "smoke", "dataset": "synthetic", "seeds": [0, 1]}
+    assert seen == {"profile": "smoke", "dataset": "synthetic", "seeds": (0, 1)}
     assert [r["id"] for r in rows] == ["t-1", "t-2", "t-3"]
     for row in rows:
         assert {"id", "figure", "claim", "paper", "ours", "seeds", "verdict"} <= set(row)

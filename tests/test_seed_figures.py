@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from bnlib import paper  # noqa: E402
+from bnlib import stats as st  # noqa: E402
 from bnlib.claims import overlays  # noqa: E402
-from bnlib.claims import stats as st  # noqa: E402
 from bnlib.plots import lp as lp_plots  # noqa: E402
 from bnlib.plots import paper as paper_plots  # noqa: E402
 

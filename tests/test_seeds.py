@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlib import checks, pool, profiles, report, runs
+from bnlib import book, pool, profiles, runs, stats
 from bnlib.checks import BadParameter
 from bnlib.experiments import distributions, scaling
 from bnlib.plots import seeds as seed_plots
@@ -12,22 +12,22 @@ from bnlib.train import train
 
 
 def test_profiles_carry_seeds_and_a_chapter_may_choose_others():
-    assert profiles.seeds("cpu") == (0, 1, 2)
-    assert profiles.seeds("smoke") == (0,)
-    assert profiles.seeds("smoke", [3, 4]) == (3, 4)
+    assert book.common("cpu").seeds == (0, 1, 2)
+    assert book.common("smoke").seeds == (0,)
+    assert book.common("smoke", "auto", [3, 4]).seeds == (3, 4)
     with pytest.raises(BadParameter, match=r"seeds must not repeat a seed"):
-        profiles.seeds("cpu", (1, 1))
+        book.common("cpu", "auto", (1, 1))
     with pytest.raises(BadParameter, match=r"seeds must be a list or tuple"):
-        profiles.seeds("cpu", 3)
+        book.common("cpu", "auto", 3)
     with pytest.raises(BadParameter, match=r"seeds\[1\] must be an int"):
-        checks.chapter(7, profile="smoke", dataset="auto", seeds=[0, -1])
+        book.setup(7, profile="smoke", dataset="auto", seeds=[0, -1])
     with pytest.raises(BadParameter, match="profile field 'seeds'"):
         profiles.PROFILES["smoke"].replace(seeds=())
 
 
 def test_a_chapter_plan_spans_its_seeds():
-    one = distributions.chapter1_plan("smoke", "synthetic")
-    two = distributions.chapter1_plan("smoke", "synthetic", seeds=(0, 5))
+    one = distributions.chapter1_plan(profiles.resolve("smoke"), "synthetic", (0,))
+    two = distributions.chapter1_plan(profiles.resolve("smoke"), "synthetic", (0, 5))
     assert len({runs.run_key(c, p) for c, p in two}) == 2 * len({runs.run_key(c, p) for c, p in one})
     assert {c.seed for c, _ in two} == {0, 5}
 
@@ -42,9 +42,9 @@ def test_spread_draws_every_seed_not_the_first():
 
 
 def test_a_table_cell_over_seeds_says_mean_range_and_missing_seeds():
-    assert report.across_seeds([0.5]) == "0.5"
-    assert report.across_seeds([1.0, 2.0, 4.0], "{:.1f}") == "2.3 [1.0, 4.0]"
-    assert report.across_seeds([1.0, float("nan")], "{:.1f}") == "1.0 [1.0, 1.0] (1 of 2 seeds nan)"
+    assert stats.across_seeds([0.5]) == "0.5"
+    assert stats.across_seeds([1.0, 2.0, 4.0], "{:.1f}") == "2.3 [1.0, 4.0]"
+    assert stats.across_seeds([1.0, float("nan")], "{:.1f}") == "1.0 [1.0, 1.0] (1 of 2 seeds nan)"
 
 
 def _square(x: int) -> int:
@@ -87,10 +87,8 @@ def test_the_signal_shrinks_through_the_standard_vgg_at_initialisation():
 
 
 def test_make_book_trains_the_book_plan_first(tiny_vgg, tiny_dln, cache, monkeypatch, capsys):
-    from bnlib import plan
-
-    monkeypatch.setattr(plan, "book_plan", lambda profile, dataset: [(tiny_vgg, []), (tiny_dln, [])])
+    monkeypatch.setattr(book, "book_plan", lambda setup: [(tiny_vgg, []), (tiny_dln, [])])
     monkeypatch.setenv("BNLIB_WORKERS", "1")
-    assert plan.main(["--train", "--profile", "smoke"]) == 0
+    assert book.main(["--train", "--profile", "smoke"]) == 0
     assert runs.is_cached(tiny_vgg) and runs.is_cached(tiny_dln)
     assert "2 runs in the book, 2 trained now" in capsys.readouterr().out

@@ -95,7 +95,7 @@ def test_bad_inputs_are_rejected():
 
 
 def test_claims_are_computed():
-    results = theory_claims.claims(draws=5, seeds=[3])
+    results = theory_claims.claims(5, 3)
     by_id = {r.id: r for r in results}
     assert by_id["thm41-printed"].verdict == "not reproduced"
     assert by_id["thm41-corrected"].verdict == "reproduced"

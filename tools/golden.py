@@ -1,6 +1,6 @@
 """Golden hashes: proof, bitwise and cheap, that a refactoring did not change what the runs compute.
 
-``python -m tools.golden --write golden.json`` trains every run the book plans (``bnlib.plan.book_plan``) at a
+``python -m tools.golden --write golden.json`` trains every run the book plans (``bnlib.book.book_plan``) at a
 small profile (``smoke`` by default, on the synthetic set) into a fresh, temporary run cache, one thread, and
 stores one hash per run of what it computed: the step losses and accuracies, the evaluations, every probe
 record, where it diverged and how far it got (never its timing or how it executed). After the change,
@@ -67,12 +67,12 @@ def name(config: Any, probes: list[Any]) -> str:
 
 def golden(profile: str, dataset: str) -> dict[str, str]:
     """{run name: hash} for every run of the book at `profile`, trained now into a temporary cache."""
-    from bnlib import plan, runs
+    from bnlib import book, runs
 
     torch.set_num_threads(1)
     out = {}
     with tempfile.TemporaryDirectory(prefix="bnlib-golden-") as cache:
-        for config, probes in plan.book_plan(profile, dataset):
+        for config, probes in book.book_plan(book.common(profile, dataset)):
             out[name(config, probes)] = digest(runs.run(config, probes, progress=False, cache=cache))
     return dict(sorted(out.items()))
 

@@ -3,8 +3,8 @@
 A claim is one number (a `Statistic`) computed by the same function from our runs (one value per
 seed) and from the curves digitized from the paper's figure (`bnlib.paper`). `grade` compares the
 two; it is the only place a verdict is decided. Each chapter's module (e.g. `bnlib.claims.landscape`)
-has functions that take the chapter's runs, keyed by seed, and a `claims(profile, dataset, seeds)`
-that takes the canonical runs (the scoreboard). Rendering lives in `bnlib.report`.
+has graders that take the chapter's runs, keyed by seed: they never fetch runs themselves (the chapter
+registry, `bnlib.book`, hands the scoreboard the canonical ones). Rendering lives in `bnlib.report`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
-# Every chapter's claims module, in book order; an import error inside one is raised, never skipped.
-MODULES = ("distributions", "ics", "landscape", "lp", "theory")
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ class ClaimResult:
     ours: list[float]  # the statistic on our runs, one value per seed
     seeds: list[int]  # the seeds behind `ours`
     verdict: str
-    chapter: str  # chapter file stem, for the link
+    chapter: str = ""  # the chapter's notebook, for the scoreboard's link: set by the chapter registry (bnlib.book)
     paper_vs_text: str = ""  # does the paper's own figure bear out its text?
     reference: str = ""  # what ours is graded against when paper is None (the text's number or direction)
     rule: dict[str, Any] = field(default_factory=dict)
@@ -129,8 +127,7 @@ class ClaimResult:
 
 
 def claim(id: str, figure: str, text: str, statistic: str, ours: dict[int, float], paper: float | None,
-          rule: Rule, chapter: str, text_value: float | None = None, details: dict[str, Any] | None = None
-          ) -> ClaimResult:
+          rule: Rule, text_value: float | None = None, details: dict[str, Any] | None = None) -> ClaimResult:
     """Grade a claim: `ours` is {seed: value}; `paper` the same statistic on the paper's data (or None)."""
     seeds = sorted(ours)
     values = [float(ours[s]) for s in seeds]
@@ -138,20 +135,7 @@ def claim(id: str, figure: str, text: str, statistic: str, ours: dict[int, float
     reference = "" if paper is not None else (f"the text's {text_value:g}" if text_value is not None
                                               else "the text's direction")
     return ClaimResult(id, figure, text, statistic, paper, values, seeds, grade(values, paper, rule, text_value),
-                       chapter, paper_vs_text(paper, rule), reference, asdict(rule), details or {})
-
-
-def collect(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] | None = None) -> list[ClaimResult]:
-    """Every chapter's claims on the canonical runs of `profile` at `seeds` (None: the profile's), in book order."""
-    import importlib
-
-    from bnlib import profiles
-
-    seeds = profiles.seeds(profile, seeds)
-    results: list[ClaimResult] = []
-    for name in MODULES:
-        results.extend(importlib.import_module(f"{__name__}.{name}").claims(profile, dataset, seeds))
-    return results
+                       "", paper_vs_text(paper, rule), reference, asdict(rule), details or {})
 
 
 def tally(results: Sequence[ClaimResult]) -> dict[str, int]:

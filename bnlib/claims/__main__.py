@@ -14,7 +14,7 @@ import math
 import sys
 from typing import Any
 
-from bnlib import claims, report
+from bnlib import book, claims, report
 from bnlib.profiles import PROFILES
 
 FIELDS = ("id", "figure", "claim", "statistic", "paper", "ours", "seeds", "verdict", "paper_vs_text", "reference",
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a text table")
     args = parser.parse_args(argv)
     with contextlib.redirect_stdout(sys.stderr):  # training progress must not mix with the table or the JSON
-        results = claims.collect(args.profile, args.dataset, args.seeds)
+        results = book.collect(book.common(args.profile, args.dataset, args.seeds))
     if args.json:
         rows = [{k: _clean(getattr(r, k)) for k in FIELDS} for r in results]
         json.dump(rows, sys.stdout, indent=1)

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from bnlib import paper
+from bnlib import stats as st
 from bnlib.claims import ClaimResult, Rule, claim
-from bnlib.claims import stats as st
 from bnlib.paper import Curve
 from bnlib.probes import activations as act
 from bnlib.record import Run
 
-CH1, CH2 = "01_ics_distributions", "02_noise_injection"
 VGG = paper.TOTAL_STEPS["vgg"]
 FIG8_LAYERS = (2, 9, 13)
 MOMENTS = {"mean": "abs_dmean", "variance": "abs_dvar"}
@@ -85,17 +84,17 @@ def fig1_claims(runs: Mapping[int, Mapping[tuple[str, float], Any]]) -> list[Cla
     out = [
         claim("fig1-bn-trains-faster", "Fig. 1a", "With BatchNorm the VGG trains faster (LR 0.1)",
               f"BN - Standard, mean training-batch accuracy (points), {st.describe('mid')}", faster,
-              mean_gap(_paper_acc("bn_lr0.1"), _paper_acc("standard_lr0.1"), VGG, "mid"), FASTER, CH1),
+              mean_gap(_paper_acc("bn_lr0.1"), _paper_acc("standard_lr0.1"), VGG, "mid"), FASTER),
         claim("fig1-bn-test-accuracy", "Fig. 1b", "BN's final test accuracy is higher (LR 0.1)",
               "BN - Standard, final test accuracy (points)", test,
               st.last(paper.curve("fig1b_test_acc", "bn_lr0.1")) - st.last(paper.curve("fig1b_test_acc",
                                                                                        "standard_lr0.1")),
-              TEST, CH1)]
+              TEST)]
     if lr05:
         out.append(claim(
             "fig1-lr05-standard-fails", "Fig. 1a", "At LR 0.5 the Standard VGG fails to train while the BN VGG trains",
             f"BN - Standard at LR 0.5, mean training-batch accuracy (points; diverged = chance), {st.describe('late')}",
-            lr05, mean_gap(_paper_acc("bn_lr0.5"), _paper_acc("standard_lr0.5"), VGG, "late"), LR05, CH1))
+            lr05, mean_gap(_paper_acc("bn_lr0.5"), _paper_acc("standard_lr0.5"), VGG, "late"), LR05))
     return out
 
 
@@ -124,22 +123,14 @@ def fig2_claims(runs: Mapping[int, Mapping[str, Any]], layers: Sequence[int] = F
     out = [
         claim("fig2-noisy-bn-trains", "Fig. 2a", '"Noisy" BN trains about as well as BN, and better than Standard',
               f"(noisy BN - Standard) / (BN - Standard), mean training-batch accuracy, {st.describe('mid')}",
-              share, lead_share(p["noisy_bn"], p["bn"], p["standard"], VGG), SHARE, CH2),
+              share, lead_share(p["noisy_bn"], p["bn"], p["standard"], VGG), SHARE),
         claim("fig8-noisy-bn-drifts-more", "Fig. 8a", "Noisy BN's layer inputs drift more than the Standard network's",
               f"noisy BN / Standard, median step-to-step change of a unit's mean and variance, median over layers "
               f"{', '.join(map(str, layers))} (ours: recorded steps and 4 units; paper: every 100 steps, 1 unit)",
-              drift, drift_ratio(paper_drift("noisy_bn"), paper_drift("standard")), DRIFT, CH2)]
+              drift, drift_ratio(paper_drift("noisy_bn"), paper_drift("standard")), DRIFT)]
     if control:
         out.append(claim(
             "control-noise-without-bn", "Sec. 2.1 (text)", "The same noise injected into the Standard network "
             "prevents it from training", "(Standard - Standard with noise) / (Standard - chance), mean "
-            "training-batch accuracy, last tenth of training", control, None, CONTROL, CH2, text_value=1.0))
+            "training-batch accuracy, last tenth of training", control, None, CONTROL, text_value=1.0))
     return out
-
-
-def claims(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] = (0,)) -> list[ClaimResult]:
-    """Chapters 01 and 02's claims on the canonical runs (the scoreboard calls this)."""
-    from bnlib.experiments import distributions as exp
-
-    return (fig1_claims({s: exp.fig1_runs(profile, dataset, s) for s in seeds})
-            + fig2_claims({s: exp.fig2_runs(profile, dataset, s) for s in seeds}))

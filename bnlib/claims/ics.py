@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 
 from bnlib import paper
+from bnlib import stats as st
 from bnlib.claims import ClaimResult, Rule, claim
-from bnlib.claims import stats as st
 from bnlib.paper import Curve
 
-CHAPTER = "03_ics_optimization_view"
 VGG_LAYER = 5  # the calibrated l2 panel of the paper's Figure 3 (top)
 DLN_LAYERS = (9, 17)
 # "similar or higher": BN / Standard within a factor 2 either way is "similar" (direction 0), above is higher
@@ -59,7 +58,7 @@ def vgg_claims(runs: Mapping[int, Mapping[tuple[str, float], Any]], lrs: Sequenc
                          f"VGG, LR {lr:g}: with BatchNorm ICS (||G - G'||) is similar or higher",
                          f"BN / Standard, median ||G - G'|| of layer #{VGG_LAYER} from the step Standard's training "
                          f"accuracy reaches {st.TRAINING:g}% to the end (within x2 either way = similar)",
-                         ours, p, SIMILAR, CHAPTER))
+                         ours, p, SIMILAR))
     return out
 
 
@@ -81,14 +80,5 @@ def dln_claims(runs: Mapping[int, Mapping[tuple[str, float], Any]], lrs: Sequenc
         out.append(claim(f"fig3-dln-cos-lr{lr:g}", "Fig. 3 (bottom)",
                          f"DLN, LR {lr:g}: with BatchNorm G and G' are far less correlated",
                          "Standard - BN, median cos(G, G') over training, mean of layers #9 and #17",
-                         ours, p, DECORRELATES, CHAPTER))
+                         ours, p, DECORRELATES))
     return out
-
-
-def claims(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] = (0,)) -> list[ClaimResult]:
-    """Figure 3's claims on the canonical runs of `profile`."""
-    from bnlib.experiments import ics as ex
-
-    return (vgg_claims({s: ex.vgg_runs(profile, dataset, s, progress=False) for s in seeds})
-            + dln_claims({s: ex.dln_runs(profile, s, progress=False) for s in seeds}))
-

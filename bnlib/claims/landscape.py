@@ -17,13 +17,10 @@ from typing import Any
 import numpy as np
 
 from bnlib import paper
+from bnlib import stats as st
 from bnlib.claims import ClaimResult, Rule, claim
-from bnlib.claims import stats as st
 from bnlib.paper import Curve
 
-CHAPTER = "04_landscape_smoothness"
-MEASURES = {"a": ("loss_range", "loss range"), "b": ("gdiff_range", "gradient-change range"),
-            "c": ("beta_eff", "effective beta")}
 PAPER_FILES = {"vgg": {"a": "fig4a_loss_landscape", "b": "fig4b_gradient_predictiveness", "c": "fig4c_beta_smoothness"},
                "dln": {"a": "fig10a_dln_loss_landscape", "b": "fig10b_dln_gradient_predictiveness",
                        "c": "fig10c_dln_beta_smoothness"}}
@@ -68,7 +65,7 @@ def _claims(runs: Mapping[int, Mapping[str, Any]], model: str, phases: Sequence[
     starts = {seed: training_start(r["Standard"]) if vgg else 0.0 for seed, r in runs.items()}
     paper_start = training_start(None) if vgg else 0.0
     for phase in phases:
-        for panel, (key, text) in MEASURES.items():
+        for panel, (key, text) in st.LANDSCAPE_MEASURES.items():
             if phase == "late" and panel == "c":
                 continue
             ours = {seed: median_ratio(c["Standard"][key], c["+BN"][key], st.total(runs[seed]["+BN"]), phase,
@@ -77,8 +74,7 @@ def _claims(runs: Mapping[int, Mapping[str, Any]], model: str, phases: Sequence[
                              paper_start)
             out.append(claim(f"{fig.lower().replace('. ', '')}{panel}-{model}-{key.replace('_', '-')}-{phase}",
                              f"{fig}{panel}", f"{what}: BN's {text} is smaller than Standard's ({phase} training)",
-                             f"Standard / BN, median {text}, {st.describe(phase, model, vgg)}", ours, p, SMOOTHER,
-                             CHAPTER))
+                             f"Standard / BN, median {text}, {st.describe(phase, model, vgg)}", ours, p, SMOOTHER))
     return out
 
 
@@ -92,7 +88,7 @@ def vgg_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:
     out.append(claim("fig4b-vgg-gradient-orders", "Fig. 4b",
                      "VGG: gradient predictiveness differs by up to two orders of magnitude early in training",
                      f"largest per-step Standard / BN max gradient change, {st.describe('first third')} "
-                     "(a max over more probed steps is larger: the paper probed every 100)", ours, p, ORDERS, CHAPTER,
+                     "(a max over more probed steps is larger: the paper probed every 100)", ours, p, ORDERS,
                      text_value=100.0))
     return out
 
@@ -100,11 +96,3 @@ def vgg_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:
 def dln_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:
     """Figure 10, mid training, and late in training, where the paper's own bands cross."""
     return _claims(runs, "dln", ("mid", "late"))
-
-
-def claims(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] = (0,)) -> list[ClaimResult]:
-    """Figures 4 and 10's claims on the canonical runs of `profile`."""
-    from bnlib.experiments import landscape as ex
-
-    return (vgg_claims({s: ex.vgg_runs(profile, dataset, s, progress=False) for s in seeds})
-            + dln_claims({s: ex.dln_runs(profile, s, progress=False) for s in seeds}))

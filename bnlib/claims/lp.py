@@ -7,17 +7,16 @@ landscape measures within a factor 3 of BN's. Functions take runs keyed by seed:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from bnlib import paper
+from bnlib import stats as st
 from bnlib.claims import ClaimResult, Rule, claim
-from bnlib.claims import stats as st
 from bnlib.paper import Curve
 
-CHAPTER = "05_lp_normalization"
 LP = ("l1", "l2", "linf")
 SERIES = {"none": "standard", "batch": "bn", "l1": "l1", "l2": "l2", "linf": "linf"}
 ACC_TOLERANCE = 3.0  # points below BN that still count as "comparable"
@@ -75,15 +74,15 @@ def vgg_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:
         claim("lp-vgg-trains", "Fig. 5a / 12a", "Every l_p variant trains the VGG comparably to BN or better",
               f"worst l_p variant - BN, mean training-batch accuracy (points), {st.describe('late')}; "
               f"comparable: above -{ACC_TOLERANCE:g}", trains,
-              worst_acc_gap(acc, paper.TOTAL_STEPS["vgg"]), TRAINS_VGG, CHAPTER),
+              worst_acc_gap(acc, paper.TOTAL_STEPS["vgg"]), TRAINS_VGG),
         claim("lp-shift", "Fig. 6", "l_p activations shift more than the standard network's",
               "smallest l_p / Standard ratio of the scale-free distribution shift (mean + variance, all layers)",
-              shift, None, SHIFTS, CHAPTER),
+              shift, None, SHIFTS),
         claim("lp-smooth-vgg", "Fig. 12c-d", "l_p normalisation smooths the VGG landscape like BN",
               f"largest factor between an l_p variant's and BN's median gradient-change range or effective beta, "
               f"{st.describe('mid')}; similar: within x{SIMILAR_FACTOR:g}", smooth,
               worst_factor(_paper_measures(("fig12c_vgg_lp_gradient_predictiveness", "fig12d_vgg_lp_beta_smoothness")),
-                           paper.TOTAL_STEPS["vgg"]), SMOOTHS, CHAPTER)]
+                           paper.TOTAL_STEPS["vgg"]), SMOOTHS)]
 
 
 def dln_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:
@@ -100,22 +99,12 @@ def dln_claims(runs: Mapping[int, Mapping[str, Any]]) -> list[ClaimResult]:
     return [
         claim("lp-dln-trains", "Fig. 5b / 13a", "Every l_p variant trains the DLN comparably to BN or better",
               f"BN / worst l_p variant, median training loss over the last tenth; comparable: above "
-              f"1/{LOSS_TOLERANCE:g}", trains, min(st.ratio(p_loss["batch"], p_loss[k]) for k in LP), TRAINS_DLN,
-              CHAPTER),
+              f"1/{LOSS_TOLERANCE:g}", trains, min(st.ratio(p_loss["batch"], p_loss[k]) for k in LP), TRAINS_DLN),
         claim("lp-dln-l1", "Fig. 13a", "On the DLN, l1 normalisation beats BN",
               "BN / l1, median training loss over the last tenth", l1, st.ratio(p_loss["batch"], p_loss["l1"]),
-              L1_BEATS, CHAPTER),
+              L1_BEATS),
         claim("lp-smooth-dln", "Fig. 13c-d", "l_p normalisation smooths the DLN landscape like BN",
               f"largest factor between an l_p variant's and BN's median gradient-change range or effective beta, "
               f"{st.describe('mid', 'dln')}; similar: within x{SIMILAR_FACTOR:g}", smooth,
               worst_factor(_paper_measures(("fig13c_dln_lp_gradient_predictiveness", "fig13d_dln_lp_beta_smoothness")),
-                           paper.TOTAL_STEPS["dln"]), SMOOTHS, CHAPTER)]
-
-
-def claims(profile: Any = None, dataset: str = "auto", seeds: Sequence[int] = (0,), vgg_lr: float = 0.1,
-           dln_lr: float = 1e-6) -> list[ClaimResult]:
-    """Section 3.3's claims on the canonical runs (the paper's learning rates unless told otherwise)."""
-    from bnlib.experiments import lp
-
-    return (vgg_claims({s: lp.vgg_runs(profile, dataset, s, vgg_lr) for s in seeds})
-            + dln_claims({s: lp.dln_runs(profile, s, dln_lr) for s in seeds}))
+                           paper.TOTAL_STEPS["dln"]), SMOOTHS)]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bnlib import paper
-from bnlib.claims import stats as st
+from bnlib import stats as st
 from bnlib.paper import Curve
 
 Runs = dict[str, Any]  # one seed's runs: {"vgg": {(norm, lr): history}, "dln": {norm: history}}
@@ -87,9 +87,9 @@ def pairs() -> list[Pair]:
                      _dln(norm, lambda h: st.ics_curve(h, 9, "cos")),
                      lambda s=s: paper.curve("fig3b_dln_ics_cos", s, lr=1e-6, layer=9))]
     for model, files in (("vgg", ("fig4a", "fig4b", "fig4c")), ("dln", ("fig10a", "fig10b", "fig10c"))):
-        from bnlib.claims.landscape import MEASURES, paper_curve
+        from bnlib.claims.landscape import paper_curve
 
-        for panel, (key, text) in MEASURES.items():
+        for panel, (key, text) in st.LANDSCAPE_MEASURES.items():
             for norm in ("none", "batch"):
                 ours = _vgg((norm, 0.1), _landscape(key)) if model == "vgg" else _dln(norm, _landscape(key))
                 out.append(Pair(f"Fig. {files[ord(panel) - 97][3:]}: {model.upper()} {text}", norm, "decades", model,
@@ -101,17 +101,6 @@ def pairs() -> list[Pair]:
                 Pair("Fig. 5b: l_p, DLN training loss", norm, "decades", "dln", _dln(norm, st.loss_curve),
                      lambda s=SERIES[norm]: paper.curve("fig5b_dln_lp_train_loss", s))]
     return out
-
-
-def canonical_runs(profile: Any = None, dataset: str = "auto", seed: int = 0) -> Runs:
-    """The cached canonical runs every pair reads (trained on first use)."""
-    from bnlib.experiments import distributions as ed
-    from bnlib.experiments import lp
-
-    vgg = dict(ed.fig1_runs(profile, dataset, seed))
-    vgg[("noisy", 0.1)] = ed.fig2_runs(profile, dataset, seed, control=False)["noisy"]
-    vgg.update({(norm, 0.1): h for norm, h in lp.vgg_runs(profile, dataset, seed).items()})
-    return {"vgg": vgg, "dln": lp.dln_runs(profile, seed)}
 
 
 def distances(runs: Mapping[int, Runs]) -> list[dict[str, Any]]:

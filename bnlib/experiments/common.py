@@ -20,11 +20,11 @@ from bnlib import runs
 from bnlib.models import NoiseConfig
 from bnlib.probes import activations, ics, landscape
 from bnlib.probes.base import Probe
-from bnlib.profiles import Profile, resolve
+from bnlib.profiles import Profile
 from bnlib.record import Run
+from bnlib.runs import Planned
 from bnlib.train import RunConfig
 
-Planned = tuple[RunConfig, list[Probe]]  # what one cached run trains: its config and the probes it carries
 LP_NORMS = ("none", "batch", "l1", "l2", "linf")
 # The most of a canonical DLN run's CPU time its probes may take (probes / the whole run). The cadences and the
 # Hessian's cap are chosen to stay under it (`python -m tools.bench --only dln`
@@ -78,33 +78,30 @@ def canonical(model: str | None = None) -> list[tuple[str, str, float]]:
                               for lr in r.lrs for n in r.norms))
 
 
-def vgg_config(profile: Profile | str | None, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
+def vgg_config(profile: Profile, norm: str, lr: float, dataset: str = "auto", seed: int = 0,
                steps: int | None = None, noise: NoiseConfig = NoiseConfig()) -> RunConfig:
     """VGG run config at the profile's scale (paper: width 1, batch 128, 15k steps)."""
-    p = resolve(profile)
-    return RunConfig(model="vgg", norm=norm, lr=lr, steps=steps or p.vgg_steps, batch_size=p.batch_size,
-                     seed=seed, width=p.vgg_width, dataset=dataset, n_train=p.n_train, n_test=p.n_test,
-                     eval_every=p.eval_every, noise=noise)
+    return RunConfig(model="vgg", norm=norm, lr=lr, steps=steps or profile.vgg_steps, batch_size=profile.batch_size,
+                     seed=seed, width=profile.vgg_width, dataset=dataset, n_train=profile.n_train,
+                     n_test=profile.n_test, eval_every=profile.eval_every, noise=noise)
 
 
-def dln_config(profile: Profile | str | None, norm: str, lr: float, seed: int = 0,
+def dln_config(profile: Profile, norm: str, lr: float, seed: int = 0,
                steps: int | None = None) -> RunConfig:
     """DLN run config (25 x 10x10, full batch of dln_points, paper: 1000 points, 10k steps)."""
-    p = resolve(profile)
-    return RunConfig(model="dln", norm=norm, lr=lr, steps=steps or p.dln_steps, dln_points=p.dln_points,
-                     seed=seed, eval_every=max(1, p.dln_probe_every))
+    return RunConfig(model="dln", norm=norm, lr=lr, steps=steps or profile.dln_steps, dln_points=profile.dln_points,
+                     seed=seed, eval_every=max(1, profile.dln_probe_every))
 
 
-def default_probes(profile: Profile | str | None, model: str) -> list[Probe]:
+def default_probes(profile: Profile, model: str) -> list[Probe]:
     """Every default probe of `model` at the profile's cadences, in one fixed order (it is part of run keys)."""
-    p = resolve(profile)
     if model not in ("vgg", "dln"):
         raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
     return [probe for module in (activations, ics, landscape)
-            for probe in (module.vgg_probes(p) if model == "vgg" else module.dln_probes(p))]
+            for probe in (module.vgg_probes(profile) if model == "vgg" else module.dln_probes(profile))]
 
 
-def planned(profile: Profile | str | None, figure: str, norm: str, lr: float, *, dataset: str = "auto",
+def planned(profile: Profile, figure: str, norm: str, lr: float, *, dataset: str = "auto",
             seed: int = 0) -> Planned:
     """The run `figure` reads at (norm, lr): a canonical run's config with the probes its registry readers
     declare (so every figure gets the same shared run), else only the probes `figure` declares."""
@@ -115,7 +112,7 @@ def planned(profile: Profile | str | None, figure: str, norm: str, lr: float, *,
     return config, probes
 
 
-def plan_of(profile: Profile | str | None, figure: str, norms: Sequence[str], lrs: Sequence[float], *,
+def plan_of(profile: Profile, figure: str, norms: Sequence[str], lrs: Sequence[float], *,
             dataset: str = "auto", seed: int = 0) -> dict[tuple[str, float], Planned]:
     """{(norm, lr): planned} of `figure` for every norm and learning rate."""
     return {(n, lr): planned(profile, figure, n, lr, dataset=dataset, seed=seed) for lr in lrs for n in norms}

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from bnlib import profiles
-from bnlib.experiments.common import Planned, planned, train_planned, vgg_config
+from bnlib.experiments.common import planned, train_planned, vgg_config
 from bnlib.models import NoiseConfig
 from bnlib.probes import activations as act
-from bnlib.profiles import Profile, resolve
+from bnlib.profiles import Profile
 from bnlib.record import Run
+from bnlib.runs import Planned
 
 FIG1_LRS = (0.1, 0.5)
 FIG2_LR = 0.1
@@ -41,27 +41,27 @@ def scaled_noise(scale: float) -> NoiseConfig:
                        r_sigma=p.r_sigma * scale)
 
 
-def fig1_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def fig1_plan(profile: Profile, dataset: str = "auto", seed: int = 0,
               lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], Planned]:
     """Figure 1's runs: Standard and +BN at each learning rate, keyed (norm, lr)."""
     return {(norm, lr): planned(profile, "fig1", norm, lr, dataset=dataset, seed=seed)
             for lr in lrs for norm in ("none", "batch")}
 
 
-def fig1_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def fig1_runs(profile: Profile, dataset: str = "auto", seed: int = 0,
               lrs: Sequence[float] = FIG1_LRS) -> dict[tuple[str, float], Run]:
     """Figure 1: Standard and +BN at each learning rate, keyed (norm, lr)."""
     return {key: train_planned(one) for key, one in fig1_plan(profile, dataset, seed, lrs).items()}
 
 
-def fig2_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
+def fig2_plan(profile: Profile, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
               control: bool = True) -> dict[str, Planned]:
     """Figures 2 and 8's runs: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
     norms = FIG2_NORMS + ((CONTROL_NORM,) if control else ())
     return {norm: planned(profile, "fig2", norm, lr, dataset=dataset, seed=seed) for norm in norms}
 
 
-def fig2_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
+def fig2_runs(profile: Profile, dataset: str = "auto", seed: int = 0, lr: float = FIG2_LR,
               control: bool = True) -> dict[str, Run]:
     """Figures 2 and 8: Standard, +BN, +noisy BN (and the noise-only control), keyed by norm."""
     return {norm: train_planned(one) for norm, one in fig2_plan(profile, dataset, seed, lr, control).items()}
@@ -82,18 +82,18 @@ def unit_drift(run: Run, layer: int) -> dict[str, float]:
 Kept = tuple[Planned, int | None]  # a planned run and how many of its steps to keep (None: all)
 
 
-def noise_plan(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def noise_plan(scale: float, profile: Profile, dataset: str = "auto", seed: int = 0,
                lr: float = FIG2_LR, norm: str = "noisy") -> Kept:
     """What noise_run trains: a short run, or a canonical one of which it keeps the first widget_steps."""
-    p = resolve(profile)
     if norm not in ("noisy", CONTROL_NORM):
         raise ValueError(f"noise_run: norm must be 'noisy' or {CONTROL_NORM!r}, got {norm!r}")
     if scale == 0:
         baseline = "batch" if norm == "noisy" else "none"
-        return planned(p, "fig2", baseline, lr, dataset=dataset, seed=seed), p.widget_steps
-    if scale == 1 and p.widget_steps <= p.vgg_steps:
-        return planned(p, "fig2", norm, lr, dataset=dataset, seed=seed), p.widget_steps
-    return (vgg_config(p, norm, lr, dataset, seed, steps=p.widget_steps, noise=scaled_noise(scale)), []), None
+        return planned(profile, "fig2", baseline, lr, dataset=dataset, seed=seed), profile.widget_steps
+    if scale == 1 and profile.widget_steps <= profile.vgg_steps:
+        return planned(profile, "fig2", norm, lr, dataset=dataset, seed=seed), profile.widget_steps
+    short = vgg_config(profile, norm, lr, dataset, seed, steps=profile.widget_steps, noise=scaled_noise(scale))
+    return (short, []), None
 
 
 def _train_kept(kept: Kept, progress: bool = True) -> Run:
@@ -102,23 +102,22 @@ def _train_kept(kept: Kept, progress: bool = True) -> Run:
     return run if steps is None else run.truncated(steps)
 
 
-def noise_run(scale: float, profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def noise_run(scale: float, profile: Profile, dataset: str = "auto", seed: int = 0,
               lr: float = FIG2_LR, norm: str = "noisy", progress: bool = True) -> Run:
     """A short (widget_steps) run with the noise at `scale` x the paper's; cached, no probes."""
     return _train_kept(noise_plan(scale, profile, dataset, seed, lr, norm), progress)
 
 
-def grid_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def grid_plan(profile: Profile, dataset: str = "auto", seed: int = 0,
               scales: Sequence[float] = NOISE_SCALES, lr: float = FIG2_LR) -> dict[Any, Kept]:
     """The static control's runs: one per noise scale, plus the two baselines (truncated canonical runs)."""
-    p = resolve(profile)
-    grid: dict[Any, Kept] = {s: noise_plan(s, p, dataset, seed, lr) for s in scales}
-    grid["batch"] = planned(p, "fig2", "batch", lr, dataset=dataset, seed=seed), p.widget_steps
-    grid["none"] = planned(p, "fig2", "none", lr, dataset=dataset, seed=seed), p.widget_steps
+    grid: dict[Any, Kept] = {s: noise_plan(s, profile, dataset, seed, lr) for s in scales}
+    grid["batch"] = planned(profile, "fig2", "batch", lr, dataset=dataset, seed=seed), profile.widget_steps
+    grid["none"] = planned(profile, "fig2", "none", lr, dataset=dataset, seed=seed), profile.widget_steps
     return grid
 
 
-def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def noise_grid(profile: Profile, dataset: str = "auto", seed: int = 0,
                scales: Sequence[float] = NOISE_SCALES, lr: float = FIG2_LR) -> dict[Any, Run]:
     """The static control's grid: one short noisy-BN run per noise scale, plus the two baselines.
 
@@ -127,19 +126,18 @@ def noise_grid(profile: Profile | str | None = None, dataset: str = "auto", seed
     return {key: _train_kept(kept) for key, kept in grid_plan(profile, dataset, seed, scales, lr).items()}
 
 
-def chapter1_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
+def chapter1_plan(profile: Profile, dataset: str, seeds: Sequence[int],
                   lrs: Sequence[float] = FIG1_LRS) -> list[Planned]:
     """Every run chapter 1 trains: Figure 1 at `lrs`, and at the paper's rates for its claim check, for
-    every seed (None: the profile's)."""
-    return [run for seed in profiles.seeds(profile, seeds)
+    every seed."""
+    return [run for seed in seeds
             for run in (*fig1_plan(profile, dataset, seed, lrs).values(), *fig1_plan(profile, dataset, seed).values())]
 
 
-def chapter2_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
+def chapter2_plan(profile: Profile, dataset: str, seeds: Sequence[int],
                   lr: float = FIG2_LR, scales: Sequence[float] = NOISE_SCALES) -> list[Planned]:
     """Every run chapter 2 trains (its live control aside): Figure 2 at `lr` and at the paper's rate (its
-    claim check) for every seed (None: the profile's), and the noise grid at `lr` for the first seed."""
-    seeds = profiles.seeds(profile, seeds)
+    claim check) for every seed, and the noise grid at `lr` for the first seed."""
     grid = [one for one, _ in grid_plan(profile, dataset, seeds[0], scales, lr).values()]
     return [*grid, *(run for seed in seeds for run in (*fig2_plan(profile, dataset, seed, lr).values(),
                                                        *fig2_plan(profile, dataset, seed).values()))]

@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from bnlib import plan, profiles, report
+from bnlib import plan
+from bnlib import stats as st
 from bnlib.experiments import common
-from bnlib.experiments.common import Planned, train_planned
+from bnlib.experiments.common import train_planned
 from bnlib.probes.ics import DLN_LAYERS, VGG_LAYERS, ICSProbe, ics_series
-from bnlib.profiles import Profile, resolve
+from bnlib.profiles import Profile
 from bnlib.record import Run
+from bnlib.runs import Planned
 
 NORMS = ("none", "batch")
 VGG_LRS = (0.1, 0.01)
@@ -33,29 +35,27 @@ def _check(name: str, values: Sequence[Any], count: int | None = None) -> tuple[
     return values
 
 
-def vgg_plan(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def vgg_plan(profile: Profile, dataset: str = "auto", seed: int = 0,
              lrs: Sequence[float] = VGG_LRS, layers: Sequence[int] = VGG_LAYERS) -> dict[tuple[str, float], Planned]:
     """Figure 3 (top)'s runs: canonical ones at the default layers, else ones carrying only an ICS probe."""
-    p = resolve(profile)
     lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
     if tuple(sorted(layers)) == VGG_LAYERS:
-        return common.plan_of(p, "fig3-vgg", NORMS, lrs, dataset=dataset, seed=seed)
-    return {(norm, lr): (common.vgg_config(p, norm, lr, dataset, seed), [ICSProbe(p.probe_every, layers)])
+        return common.plan_of(profile, "fig3-vgg", NORMS, lrs, dataset=dataset, seed=seed)
+    return {(norm, lr): (common.vgg_config(profile, norm, lr, dataset, seed), [ICSProbe(profile.probe_every, layers)])
             for lr in lrs for norm in NORMS}
 
 
-def dln_plan(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[float] = DLN_LRS,
+def dln_plan(profile: Profile, seed: int = 0, lrs: Sequence[float] = DLN_LRS,
              layers: Sequence[int] = DLN_LAYERS) -> dict[tuple[str, float], Planned]:
     """Figure 3 (bottom)'s runs, chosen as vgg_plan chooses."""
-    p = resolve(profile)
     lrs, layers = _check("lrs", lrs), _check("layers", layers, 2)
     if tuple(sorted(layers)) == DLN_LAYERS:
-        return common.plan_of(p, "fig3-dln", NORMS, lrs, seed=seed)
-    return {(norm, lr): (common.dln_config(p, norm, lr, seed), [ICSProbe(p.dln_probe_every, layers)])
+        return common.plan_of(profile, "fig3-dln", NORMS, lrs, seed=seed)
+    return {(norm, lr): (common.dln_config(profile, norm, lr, seed), [ICSProbe(profile.dln_probe_every, layers)])
             for lr in lrs for norm in NORMS}
 
 
-def vgg_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: int = 0,
+def vgg_runs(profile: Profile, dataset: str = "auto", seed: int = 0,
              lrs: Sequence[float] = VGG_LRS, layers: Sequence[int] = VGG_LAYERS,
              progress: bool = True) -> Runs:
     """{(norm, lr): history} for Figure 3 (top)."""
@@ -63,19 +63,19 @@ def vgg_runs(profile: Profile | str | None = None, dataset: str = "auto", seed: 
     return {key: train_planned(one, progress) for key, one in planned.items()}
 
 
-def dln_runs(profile: Profile | str | None = None, seed: int = 0, lrs: Sequence[float] = DLN_LRS,
+def dln_runs(profile: Profile, seed: int = 0, lrs: Sequence[float] = DLN_LRS,
              layers: Sequence[int] = DLN_LAYERS, progress: bool = True) -> Runs:
     """{(norm, lr): history} for Figure 3 (bottom) and Figure 9 (full scale at profiles cpu and paper)."""
     return {key: train_planned(planned, progress) for key, planned in dln_plan(profile, seed, lrs, layers).items()}
 
 
-def fig9_plan(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0]
+def fig9_plan(profile: Profile, seed: int = 0, lr: float = DLN_LRS[0]
               ) -> dict[tuple[str, float], Planned]:
     """Figure 9's runs: the DLN, Standard and +BN at `lr`, with the activation probe (canonical at 1e-6)."""
     return common.plan_of(profile, "fig9", NORMS, (lr,), seed=seed)
 
 
-def fig9_runs(profile: Profile | str | None = None, seed: int = 0, lr: float = DLN_LRS[0],
+def fig9_runs(profile: Profile, seed: int = 0, lr: float = DLN_LRS[0],
               progress: bool = True) -> Runs:
     """{(norm, lr): record} for Figure 9."""
     return {key: train_planned(one, progress) for key, one in fig9_plan(profile, seed, lr).items()}
@@ -101,24 +101,24 @@ def medians_table(runs: Mapping[int, Mapping[tuple[str, float], Run]], layers: S
         for layer in layers:
             per_seed = [medians(by_key[(norm, lr)], layer) for by_key in runs.values() if (norm, lr) in by_key]
             rows.append({"network": label(norm), "LR": f"{lr:g}", "layer": f"#{layer}",
-                         **{stat: report.across_seeds([m[stat] for m in per_seed]) for stat in per_seed[0]}})
+                         **{stat: st.across_seeds([m[stat] for m in per_seed]) for stat in per_seed[0]}})
     return rows
 
 
-def chapter_plan(profile: Profile | str | None = None, dataset: str = "auto", seeds: Sequence[int] | None = None,
+def chapter_plan(profile: Profile, dataset: str, seeds: Sequence[int],
                  vgg_lrs: Sequence[float] = VGG_LRS, dln_lrs: Sequence[float] = DLN_LRS,
                  vgg_layers: Sequence[int] = VGG_LAYERS, dln_layers: Sequence[int] = DLN_LAYERS) -> list[Planned]:
-    """Every run chapter 3 trains: for every seed (None: the profile's) Figure 3 for its parameters and the
+    """Every run chapter 3 trains: for every seed Figure 3 for its parameters and the
     claim check's runs (the chapter's learning rates, the probe's default layers); Figure 9 (the DLN at the
     first of `dln_lrs`) for the first seed only, the one it shows."""
-    chosen = profiles.seeds(profile, seeds)
+    chosen = tuple(seeds)
     return [*fig9_plan(profile, chosen[0], tuple(dln_lrs)[0]).values(), *(run for seed in chosen for run in (
         *vgg_plan(profile, dataset, seed, vgg_lrs, vgg_layers).values(),
         *dln_plan(profile, seed, dln_lrs, dln_layers).values(),
         *vgg_plan(profile, dataset, seed, vgg_lrs).values(), *dln_plan(profile, seed, dln_lrs).values()))]
 
 
-def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: str = "batch",
+def probe_cost(profile: Profile, model: str = "vgg", norm: str = "batch",
                dataset: str = "auto", reps: int = 3) -> dict[str, float]:
     """Seconds of one training step and the extra of one default ICS measurement (both layers), and their ratio.
 
@@ -129,7 +129,7 @@ def probe_cost(profile: Profile | str | None = None, model: str = "vgg", norm: s
         raise ValueError(f"model must be 'vgg' or 'dln', got {model!r}")
     if not isinstance(reps, int) or reps < 1:
         raise ValueError(f"reps must be an int >= 1, got {reps!r}")
-    p = resolve(profile)
-    config = common.vgg_config(p, norm, 0.01, dataset) if model == "vgg" else common.dln_config(p, norm, 1e-7)
+    config = (common.vgg_config(profile, norm, 0.01, dataset) if model == "vgg"
+              else common.dln_config(profile, norm, 1e-7))
     cost = plan.probe_cost(config, [ICSProbe(1, VGG_LAYERS if model == "vgg" else DLN_LAYERS)], steps=reps)
     return {"step_s": cost["step_s"], "probe_s": cost["ics"] * cost["step_s"], "ratio": cost["ics"]}

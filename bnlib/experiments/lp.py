@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from bnlib import profiles
 from bnlib.experiments.common import LP_NORMS as NORMS
-from bnlib.experiments.common import Planned, planned, train_planned
+from bnlib.experiments.common import planned, train_planned
 from bnlib.probes import activations, landscape
 from bnlib.profiles import Profile
 from bnlib.record import Run
+from bnlib.runs import Planned
 
 LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "l1": "Standard + L1", "l2": "Standard + L2",
           "linf": "Standard + L_inf"}
@@ -34,37 +34,37 @@ def _check_norms(norms: tuple[str, ...]) -> None:
         raise ValueError(f"norms must be among {list(NORMS)}, got {bad}")
 
 
-def vgg_plan(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
+def vgg_plan(profile: Profile, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, Planned]:
     """The canonical VGG runs, one per norm."""
     _check_norms(norms)
     return {n: planned(profile, "fig5-vgg", n, lr, dataset=dataset, seed=seed) for n in norms}
 
 
-def dln_plan(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
+def dln_plan(profile: Profile, seed: int = 0, lr: float = DLN_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, Planned]:
     """The canonical DLN runs, one per norm."""
     _check_norms(norms)
     return {n: planned(profile, "fig5-dln", n, lr, seed=seed) for n in norms}
 
 
-def vgg_runs(profile: Profile | str | None, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
+def vgg_runs(profile: Profile, dataset: str = "auto", seed: int = 0, lr: float = VGG_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, Run]:
     """Canonical VGG runs (cached), one per norm."""
     return {n: train_planned(one) for n, one in vgg_plan(profile, dataset, seed, lr, norms).items()}
 
 
-def dln_runs(profile: Profile | str | None, seed: int = 0, lr: float = DLN_LR,
+def dln_runs(profile: Profile, seed: int = 0, lr: float = DLN_LR,
              norms: tuple[str, ...] = NORMS) -> dict[str, Run]:
     """Canonical DLN runs (cached), one per norm."""
     return {n: train_planned(one) for n, one in dln_plan(profile, seed, lr, norms).items()}
 
 
-def chapter_plan(profile: Profile | str | None, dataset: str = "auto", seeds: Sequence[int] | None = None,
+def chapter_plan(profile: Profile, dataset: str, seeds: Sequence[int],
                  vgg_lr: float = VGG_LR, dln_lr: float = DLN_LR) -> list[Planned]:
-    """Every run chapter 5 trains: each norm on the VGG and the DLN, for every seed (None: the profile's;
-    the claim check reads the same runs)."""
-    return [run for seed in profiles.seeds(profile, seeds)
+    """Every run chapter 5 trains: each norm on the VGG and the DLN, for every seed (the claim
+    check reads the same runs)."""
+    return [run for seed in seeds
             for run in (*vgg_plan(profile, dataset, seed, vgg_lr).values(), *dln_plan(profile, seed, dln_lr).values())]
 
 

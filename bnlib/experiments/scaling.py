@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bnlib import checks, pool
-from bnlib.claims import stats as st
+from bnlib import stats as st
 from bnlib.paper import Curve
 from bnlib.record import Run
 from bnlib.train import RunConfig, build_task, train

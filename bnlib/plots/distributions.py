@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bnlib import paper
-from bnlib.claims import stats as st
+from bnlib import stats as st
 from bnlib.plots import paper as overlay
 from bnlib.plots import seeds
 from bnlib.probes import activations as act

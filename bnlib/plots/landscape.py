@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bnlib import paper
-from bnlib.claims import stats as st
+from bnlib import stats as st
 from bnlib.claims.landscape import PAPER_FILES, training_start
 from bnlib.plots import paper as overlay
 from bnlib.plots import seeds as spread

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bnlib import paper
-from bnlib.claims import stats as st
+from bnlib import stats as st
 from bnlib.experiments.lp import HIST_LAYER, LABELS
 from bnlib.plots import paper as overlay
 from bnlib.plots import seeds

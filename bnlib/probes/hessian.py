@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,9 +24,7 @@ import torch
 from torch import nn
 
 from bnlib import checks
-from bnlib.probes.base import Probe, StepContext, preserved, set_rng_state
-
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+from bnlib.probes.base import LossFn, Probe, StepContext, preserved, set_rng_state
 
 
 def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

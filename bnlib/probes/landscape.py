@@ -31,7 +31,7 @@ HESSIAN_EVERY_FACTOR = 3
 # caps on Lanczos products: the probe stops earlier once both ends' residuals meet its tolerance
 VGG_HESSIAN_ITERS = 50
 # The DLN's, chosen from measurements of the canonical cpu runs (Standard and +BN at LR 1e-6; `python -m
-# bnlib.bench --only dln` prints the costs): every measurement met the tolerance (1e-2 of the spectral norm)
+# tools.bench --only dln` prints the costs): every measurement met the tolerance (1e-2 of the spectral norm)
 # within 6 to 20 products, its top eigenvalue then within 1% of a converged reference (tolerance 1e-6), so a
 # cap of 30 never stops one early and bounds what one measurement can cost. From step 250 on, both runs' top
 # eigenvalue sits at 2 / LR (edge of stability): every 5 x dln_probe_every steps (8 points at the cpu profile,

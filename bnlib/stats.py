@@ -8,7 +8,8 @@ with fewer than MIN_POINTS finite values is NaN: the runs cannot give it (the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,10 @@ from bnlib import checks, record
 from bnlib.paper import TOTAL_STEPS, Curve
 from bnlib.record import Run
 
+# The three landscape measures of Figures 4 and 10 (panel: (record key, what it measures)); graders, tables and
+# overlays all read them from here.
+LANDSCAPE_MEASURES = {"a": ("loss_range", "loss range"), "b": ("gdiff_range", "gradient-change range"),
+                      "c": ("beta_eff", "effective beta")}
 MIN_POINTS = 3  # finite values a phase needs before a statistic over it means anything
 CHANCE = 100 * record.CHANCE  # % accuracy of ten classes; a diverged run counts as chance from its divergence on
 # The paper's own phases (Figure 4: the gap lives in steps 1k-8k of 15k), as fractions of training.
@@ -128,7 +133,7 @@ def at_fractions(curve: Curve, total: int, fractions: np.ndarray) -> np.ndarray:
 
 def distance(ours: Curve, ours_total: int, paper: Curve, paper_total: int, log: bool = False,
              points: int = 20) -> float:
-    """Mean |ours - paper| at `points` matched fractions of training (in decades when `log`)."""
+    """Mean ``|ours - paper|`` at `points` matched fractions of training (in decades when `log`)."""
     fractions = np.linspace(0, 1, points + 1)[1:]
     a, b = at_fractions(ours, ours_total, fractions), at_fractions(paper, paper_total, fractions)
     if log:
@@ -177,8 +182,31 @@ def landscape_curves(history: Mapping[str, Any]) -> dict[str, Curve]:
 
 
 def ics_curve(history: Mapping[str, Any], layer: int, key: str) -> Curve:
-    """||G - G'|| ('l2') or cos(G, G') ('cos') of one layer over the probed steps."""
+    """``||G - G'||`` ('l2') or cos(G, G') ('cos') of one layer over the probed steps."""
     from bnlib.probes.ics import ics_series
 
     s = ics_series(history, layer)
     return Curve(np.asarray(s["steps"], float), s[key])
+
+
+# ---- the numbers in a table: one cell, and several seeds' values in one cell ----
+
+def cell(value: Any, fmt: str = "{:.3g}") -> str:
+    """One table cell: a float through `fmt` ('—' for None, 'nan' for NaN), anything else as text."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return "nan" if value != value else fmt.format(value)
+    return str(value).replace("|", "\\|")
+
+
+def across_seeds(values: Sequence[float], fmt: str = "{:.3g}") -> str:
+    """One cell for several seeds' values: 'mean [lowest, highest]' (one seed: its value); NaN seeds (a run
+    that cannot give the number) are left out of the mean and counted."""
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    if not finite:
+        return "nan"
+    mean = cell(sum(finite) / len(finite), fmt)
+    text = mean if len(values) == 1 else f"{mean} [{cell(min(finite), fmt)}, {cell(max(finite), fmt)}]"
+    missing = len(values) - len(finite)
+    return text + (f" ({missing} of {len(values)} seeds nan)" if missing else "")

@@ -1,0 +1,47 @@
+"""The chapter registry (bnlib.book) is the book: one entry per chapter notebook, in order, with its title, and the
+one call that checks a chapter's parameters and resolves its profile once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bnlib import book
+from bnlib.checks import BadParameter
+from bnlib.profiles import PROFILES
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("0*.ipynb"))
+
+
+def test_one_entry_per_chapter_notebook_in_book_order():
+    assert [c.notebook for c in book.CHAPTERS.values()] == [p.stem for p in NOTEBOOKS]
+    assert list(book.CHAPTERS) == [int(p.stem[:2]) for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_entry_carries_its_notebooks_title(path):
+    first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    title = re.match(r"# (.+)", first.source).group(1).strip()
+    assert book.CHAPTERS[int(path.stem[:2])].title == title
+
+
+def test_setup_resolves_the_profile_and_the_seeds_once():
+    setup = book.setup(7, profile="smoke", dataset="synthetic", seeds=None)
+    assert setup == (PROFILES["smoke"], "synthetic", (0,)) and setup.profile is PROFILES["smoke"]
+    assert book.setup(7, profile=PROFILES["cpu"], dataset="auto", seeds=[2, 0]).seeds == (2, 0)
+    with pytest.raises(BadParameter, match="chapter must be one of"):
+        book.setup(9, profile=None, dataset="auto", seeds=None)
+    with pytest.raises(BadParameter, match="profile must be None or one of"):
+        book.setup(7, profile=3, dataset="auto", seeds=None)
+
+
+def test_the_book_plan_is_the_union_of_the_chapters_plans_once_each():
+    setup = book.common("smoke", "synthetic")
+    plans = book.chapter_plans(setup)
+    assert list(plans) == ["01", "02", "03", "04", "05"]  # the chapters that train canonical runs
+    every = [run for planned in plans.values() for run in planned]
+    assert len(book.book_plan(setup)) == len({(repr(c), tuple(p.name for p in ps)) for c, ps in every}) < len(every)
