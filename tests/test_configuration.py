@@ -18,12 +18,26 @@ PAGE = ROOT / "chapters" / "configuration.md"
 VARIABLE = re.compile(r"BNLIB_[A-Z0-9_]+")
 
 
-def _table(heading: str) -> tuple[list[str], list[list[str]]]:
-    """The header and the rows (cells stripped) of the Markdown table under `## heading`."""
-    section = PAGE.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
-            if line.startswith("|")]
-    return rows[0], rows[2:]
+def _section(heading: str) -> str:
+    return PAGE.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _tables(heading: str) -> list[tuple[list[str], list[list[str]]]]:
+    """The header and the rows (cells stripped) of each Markdown table under `## heading`."""
+    tables, rows = [], []
+    for line in [*_section(heading).splitlines(), ""]:
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif rows:
+            tables.append((rows[0], rows[2:]))
+            rows = []
+    return tables
+
+
+def _variables() -> dict[str, str]:
+    """{variable: its list item's text} of the environment variables' list."""
+    items = re.split(r"^- ", _section("Environment variables"), flags=re.M)[1:]
+    return {re.match(r"`(BNLIB_\w+)`: ", item).group(1): " ".join(item.split()) for item in items}
 
 
 def _code(cell: str) -> str:
@@ -45,15 +59,16 @@ def variables_read_by(folder: Path) -> set[str]:
 
 
 def test_the_page_lists_exactly_the_variables_the_code_reads():
-    _, rows = _table("Environment variables")
-    listed = [_code(row[0]) for row in rows]
-    assert len(listed) == len(set(listed)), f"listed twice: {listed}"
+    entries = _variables()
+    listed = list(entries)
+    assert len(re.findall(r"^- `BNLIB_", _section("Environment variables"), re.M)) == len(listed), "one item each"
     read = variables_read_by(ROOT / "bnlib") | variables_read_by(ROOT / "tools")
     assert "BNLIB_PROFILE" in read and "BNLIB_DLN_FAST" in read  # the scan finds module constants too
     assert not read - set(listed), f"read by the code, missing from {PAGE.name}: {sorted(read - set(listed))}"
     assert not set(listed) - read, f"listed in {PAGE.name}, read by no code: {sorted(set(listed) - read)}"
-    for row in rows:
-        assert len(row) == 4 and all(row), f"every variable says what it does, its default and what is allowed: {row}"
+    for name, text in entries.items():
+        assert re.search(r": \S.*\. \*Default\* \S.*\. \*Allowed\* \S", text), (
+            f"{name} says what it does, then *Default* and *Allowed*: {text}")
 
 
 def test_the_scan_sees_a_new_variable(tmp_path):
@@ -69,16 +84,16 @@ def _literal(text: str) -> object:
 
 
 def test_the_page_lists_every_profile_field_with_the_codes_values():
-    header, body = _table("Profiles: the scale of the runs")
-    columns = [_code(cell) for cell in header[3:]]
-    assert columns == list(PROFILES), f"one column per profile, in the code's order: {columns}"
-    rows = {_code(row[0]): row for row in body}
+    (_, meaning), (header, values) = _tables("Profiles: the scale of the runs")
     fields = [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
-    assert list(rows) == fields, f"the page's fields {list(rows)} are not Profile's {fields}"
-    for field, row in rows.items():
-        assert row[1] and row[2], f"{field}: what it sets and what is allowed"
-        for name, cell in zip(columns, row[3:], strict=True):
-            assert _literal(_code(cell)) == getattr(PROFILES[name], field), f"{field} at profile {name}: {cell}"
+    for rows in (meaning, values):
+        assert [_code(row[0]) for row in rows] == fields, f"the page's fields are not Profile's {fields}"
+    assert all(len(row) == 3 and row[1] and row[2] for row in meaning), "each field: what it sets, what is allowed"
+    columns = [_code(cell) for cell in header[1:]]
+    assert columns == list(PROFILES), f"one column per profile, in the code's order: {columns}"
+    for row in values:
+        for name, cell in zip(columns, row[1:], strict=True):
+            assert _literal(_code(cell)) == getattr(PROFILES[name], _code(row[0])), f"{row[0]} at {name}: {cell}"
 
 
 @pytest.mark.parametrize("text,value", [("1/16", 0.0625), ("10_000", 10_000), ("None", None), ("(0, 1)", (0, 1))])
