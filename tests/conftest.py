@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -26,3 +29,16 @@ def tiny_dln() -> RunConfig:
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("BNLIB_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def new_book(tmp_path) -> Path:
+    """An empty book folder with this repository's configuration: _config.yml, references.bib, and the Sphinx
+    extensions _config.yml loads from tools/ (sphinx.local_extensions, found relative to the book)."""
+    root, book = Path(__file__).resolve().parents[1], tmp_path / "book"
+    book.mkdir()
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy(root / name, book / name)
+    shutil.copytree(root / "tools", book / "tools", ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    (book / "index.md").write_text("# Test book\n")
+    return book

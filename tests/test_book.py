@@ -76,16 +76,9 @@ def test_papermill_injects_parameters(tmp_path):
     assert "(seed 3)" in printed  # chapter 6 trains nothing: the first seed seeds its random draws
 
 
-def _tiny_book(tmp_path: Path, name: str, code: str) -> Path:
-    """A one-chapter book with this repository's _config.yml whose chapter `name` runs `code`."""
-    book = tmp_path / "book"
-    book.mkdir()
-    shutil.copy(ROOT / "_config.yml", book / "_config.yml")
-    # the Sphinx extensions that _config.yml loads (sphinx.local_extensions, relative to the book's root)
-    shutil.copytree(ROOT / "tools", book / "tools", ignore=shutil.ignore_patterns("tests", "__pycache__"))
-    (book / "references.bib").write_text((ROOT / "references.bib").read_text())
+def _tiny_book(book: Path, name: str, code: str) -> Path:
+    """`book` (the new_book fixture: this repository's configuration) with one chapter, `name`, running `code`."""
     (book / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n  - file: {name}\n")
-    (book / "index.md").write_text("# Test book\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {name.title()}"), nbformat.v4.new_code_cell(code)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -93,17 +86,17 @@ def _tiny_book(tmp_path: Path, name: str, code: str) -> Path:
     return book
 
 
-def test_a_failing_cell_fails_the_build(tmp_path):
-    book = _tiny_book(tmp_path, "broken", "raise RuntimeError('boom')")
+def test_a_failing_cell_fails_the_build(new_book):
+    book = _tiny_book(new_book, "broken", "raise RuntimeError('boom')")
     result = _jupyter_book(".", "-W", "-n", "--keep-going", cwd=book)
     assert result.returncode != 0
     assert "boom" in result.stdout + result.stderr
 
 
-def test_rebuild_reexecutes_only_when_bnlib_or_the_profile_changed(tmp_path, monkeypatch):
+def test_rebuild_reexecutes_only_when_bnlib_or_the_profile_changed(new_book, monkeypatch):
     """Sphinx rebuilds only edited pages; tools.sphinx_rebuild adds every page when bnlib's fingerprint
     (its sources, $BNLIB_PROFILE, $BNLIB_CACHE) changed. The notebook counts its own executions."""
-    book = _tiny_book(tmp_path, "counted", "with open('executions.txt', 'a') as f:\n    f.write('x')")
+    book = _tiny_book(new_book, "counted", "with open('executions.txt', 'a') as f:\n    f.write('x')")
     executions = book / "executions.txt"
     monkeypatch.setenv("BNLIB_PROFILE", "smoke")
     for expected in (1, 1):  # first build executes; nothing changed: the rebuild does not

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_book import CHAPTERS, ROOT, _jupyter_book, built_book
+from test_book import CHAPTERS, _jupyter_book, built_book
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -83,14 +83,10 @@ def check_stepper_moves(driver, page: Path, shots: Path) -> None:
     assert not remote, f"the page loaded from the network: {remote}"
 
 
-def test_static_stepper_in_a_small_built_book(tmp_path, browser):
+def test_static_stepper_in_a_small_built_book(tmp_path, new_book, browser):
     """The mechanism on its own: a one-notebook book calling widgets.static_stepper, built with myst-nb."""
-    book = tmp_path / "book"
-    book.mkdir()
-    shutil.copy(ROOT / "_config.yml", book / "_config.yml")
-    shutil.copy(ROOT / "references.bib", book / "references.bib")
+    book = new_book
     (book / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: stepper\n")
-    (book / "index.md").write_text("# Test book\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# A stepper"), nbformat.v4.new_code_cell(
         "import matplotlib.pyplot as plt\nfrom bnlib import widgets\n\n"
