@@ -266,8 +266,7 @@ def spent(s: Setup) -> str:
                 continue
             seen.add(key)
             history = runs.cached(config, probes)
-            what = (f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
-                    + (f", probes {'/'.join(p.name for p in probes)}" if probes else ""))
+            what = runs.describe(config) + (f", probes {'/'.join(p.name for p in probes)}" if probes else "")
             rows.append((history["seconds"] if history else None, what))
         done = sum(seconds for seconds, _ in rows if seconds is not None)
         total += done
@@ -300,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             print(spent(s))
             return 0
         planned = book_plan(s)
+        plan.refuse_without_gpu(planned, s.profile)
         began = time.perf_counter()
         trained = runs.train_all(planned)
         print(f"profile {s.profile.name}: {len(planned)} runs in the book, {trained} trained now "

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from bnlib import checks, dln_step, runs
+from bnlib.execution import env_flag
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import PROFILES, Profile
@@ -33,6 +34,9 @@ from bnlib.train import RunConfig, Task, batch_indices, build_task, evaluate
 # convolutions at batch 128; about 10 us of host-side overhead per launched operation.
 T4_FLOPS_PER_S = 4.0e12
 T4_OP_S = 10e-6
+LONG_S = 3 * 3600  # a plan estimated longer than this on this machine stops before training, unless ALLOW_LONG
+ALLOW_LONG = "BNLIB_ALLOW_LONG"  # 1: train a plan however long it is estimated, or a GPU profile without a GPU
+GPU_PROFILES = ("gpu", "paper")  # sized for a GPU: days of training on a CPU
 MEASURED_STEPS = 3  # timed training steps per model shape (after one warm-up step)
 EVAL_SLICE = 512  # images timed for the evaluation cost, scaled up to the run's evaluation set
 
@@ -276,7 +280,45 @@ def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
 
 
 def show(planned: Iterable[Planned], profile: Profile, knobs: str = "") -> Plan:
-    """Print the chapter's plan (what it trains here and the estimated time) and return it."""
+    """Print the chapter's plan (what it trains here and the estimated time) and return it; stop first
+    (BadParameter) when it is far too big for this machine (`refuse_without_gpu`, `refuse_long`)."""
+    planned = list(planned)
+    refuse_without_gpu(planned, profile)
     plan = make_plan(planned)
     print(text(plan, profile, knobs))
+    refuse_long(plan, profile)
     return plan
+
+
+def matmul_rate(n: int = 1024) -> float:
+    """This CPU's fp32 FLOP/s on an n x n matrix product (the best of three): what the VGG's convolutions
+    reach at best, so a time from it is a lower bound."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / min(timer(lambda: a @ b) for _ in range(3))
+
+
+def refuse_without_gpu(planned: list[Planned], profile: Profile) -> None:
+    """A profile sized for a GPU (`gpu`, `paper`) stops before anything trains when torch sees no GPU, naming
+    a lower bound on the time here (the runs' FLOPs, counted, at this CPU's matrix-product rate); $BNLIB_ALLOW_LONG=1
+    trains anyway."""
+    if profile.name not in GPU_PROFILES or torch.cuda.is_available() or env_flag(ALLOW_LONG, False):
+        return
+    todo = [(config, probes) for config, probes in runs.unique(planned) if not runs.is_cached(config, probes)]
+    if not todo:
+        return
+    rate = matmul_rate()
+    bound = make_plan(todo, lambda config, probes: assumed_cost(config, probes, rate, 0.0)).seconds
+    raise checks.BadParameter(
+        f"profile {profile.name!r} is sized for a GPU and torch sees none here: its {len(todo)} runs to train need "
+        f"at least {duration(bound)} on this CPU (their FLOPs at its measured {rate / 1e9:.0f} GFLOP/s, a lower "
+        f'bound). Use profile="cpu" (the laptop scale) or profile="smoke", or set {ALLOW_LONG}=1 to train it here.')
+
+
+def refuse_long(plan: Plan, profile: Profile) -> None:
+    """A plan estimated over LONG_S on this machine stops before training; $BNLIB_ALLOW_LONG=1 trains anyway."""
+    if plan.seconds <= LONG_S or env_flag(ALLOW_LONG, False):
+        return
+    cheaper = smaller(profile)
+    raise checks.BadParameter(
+        f"the plan is estimated at {duration(plan.seconds)} on this machine ({plan.device}), over "
+        f"{duration(LONG_S)}: use {cheaper or 'fewer runs'}, or set {ALLOW_LONG}=1 to train it anyway.")

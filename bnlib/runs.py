@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from bnlib import checkpoint as ckpt
 from bnlib import checks, pool, store
 from bnlib import data as bdata
 from bnlib.checks import BadParameter
@@ -150,6 +151,36 @@ def unique(planned: Iterable[Planned]) -> list[Planned]:
     return list(seen.values())
 
 
+def describe(config: RunConfig) -> str:
+    """A run in a few words, for the lists a person reads: 'VGG batch lr 0.1 seed 0, 1,800 steps'."""
+    return f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
+
+
+def checkpointed_step(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> int | None:
+    """The step a run's checkpoint holds (the run resumes there), or None without a usable checkpoint."""
+    if config.model == "vgg":
+        config = config.replace(dataset=bdata.resolve_name(config.dataset))
+    state = ckpt.load(_root(cache) / "checkpoints" / f"{run_key(config, probes)}.pt", config.as_dict())
+    return None if state is None else state["history"]["steps_done"]
+
+
+def stopped(jobs: Sequence[Planned], cache: Path | str | None = None) -> str:
+    """What an interrupt left: the runs finished, checkpointed (at which step) and never started."""
+    finished, kept, waiting = [], [], []
+    for config, probes in jobs:
+        if is_cached(config, probes, cache):
+            finished.append(config)
+        elif step := checkpointed_step(config, probes, cache):
+            kept.append(f"{describe(config)}: at step {step:,}")
+        else:
+            waiting.append(config)
+    lines = [f"Stopped: {len(finished)} of {len(jobs)} runs finished, {len(kept)} checkpointed, "
+             f"{len(waiting)} not started.", *(f"  checkpointed {line}" for line in kept)]
+    if kept or waiting:
+        lines.append("Run the same cell or command again: checkpointed runs resume from their step.")
+    return "\n".join(lines)
+
+
 def train_all(planned: Iterable[Planned], workers: int | None = None,
               cache: Path | str | None = None) -> int:
     """Train every planned run that is not cached yet, `workers` at a time on this machine's cores
@@ -157,7 +188,9 @@ def train_all(planned: Iterable[Planned], workers: int | None = None,
 
     A chapter calls this right after printing its plan: the independent runs of all its seeds then train
     side by side, and its cells read them from the cache. The biggest runs start first, so that no
-    core idles at the end waiting on one long run.
+    core idles at the end waiting on one long run. Runs with a checkpoint resume from it (said first);
+    an interrupt (Ctrl-C, Jupyter's stop button) stops every run at a step boundary, checkpointed, and
+    says what finished, what was checkpointed at which step and what never started.
     """
     todo: dict[str, Planned] = {}
     for config, probes in planned:
@@ -166,9 +199,17 @@ def train_all(planned: Iterable[Planned], workers: int | None = None,
     jobs = sorted(todo.values(), key=lambda job: (job[0].model == "vgg", job[0].steps * job[0].width,
                                                   len(job[1])), reverse=True)
     workers = pool.default_workers() if workers is None else checks.check_int("workers", workers, 1)
-    if workers == 1:
-        for config, probes in jobs:
-            run(config, probes, cache=cache)
-    else:
-        pool.map_jobs([(_train_quietly, (config, probes, cache)) for config, probes in jobs], workers)
+    resuming = [(config, step) for config, probes in jobs if (step := checkpointed_step(config, probes, cache))]
+    if resuming:
+        print(f"Resuming {len(resuming)} run(s) from their checkpoints: "
+              + "; ".join(f"{describe(config)} at step {step:,}" for config, step in resuming))
+    try:
+        if workers == 1:
+            for config, probes in jobs:
+                run(config, probes, cache=cache)
+        else:
+            pool.map_jobs([(_train_quietly, (config, probes, cache)) for config, probes in jobs], workers)
+    except KeyboardInterrupt:
+        print(stopped(jobs, cache))
+        raise
     return len(jobs)
