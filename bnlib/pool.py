@@ -67,6 +67,16 @@ def _call(job: Job) -> Any:
     return fn(*args)
 
 
+def _worker_call(job: Job) -> Any:
+    """A job in a worker. An interrupt that reaches the job (a second SIGTERM during a step: the executor also
+    sends one to every worker once another has ended) ends the worker, not only the job, so that no queued job
+    starts after a stop; the run has checkpointed its last whole step first (bnlib.train)."""
+    try:
+        return _call(job)
+    except KeyboardInterrupt:
+        os._exit(128 + signal.SIGTERM)
+
+
 def map_jobs(jobs: Sequence[Job], workers: int | None = None) -> list[Any]:
     """Results of `fn(*args)` for every job, run by `workers` processes (default: `default_workers()`)
     with `cores() // workers` torch threads each; one worker, or one job, runs here in this process."""
@@ -79,7 +89,7 @@ def map_jobs(jobs: Sequence[Job], workers: int | None = None) -> list[Any]:
     before = set(multiprocessing.active_children())
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(threads, os.getpid())) as ex:
-        futures = [ex.submit(_call, job) for job in jobs]
+        futures = [ex.submit(_worker_call, job) for job in jobs]
         try:
             return [future.result() for future in futures]
         except KeyboardInterrupt:

@@ -36,14 +36,41 @@ if __name__ == "__main__":
 """
 
 
+SLOW_OWNER = """
+import os, signal, sys, time
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from bnlib import runs
+from bnlib.probes.base import Probe
+from bnlib.train import RunConfig
+
+
+class Slow(Probe):
+    \"\"\"Every step long, as a probed step at full scale is (a Hessian takes seconds): a stop arrives mid-step.\"\"\"
+
+    name = "slow"
+
+    def measure(self, ctx):
+        (Path(sys.argv[1]) / f"step-{ctx.step}-{os.getpid()}").touch()  # one file per worker at each step
+        time.sleep(1.0)
+        return {}
+
+
+if __name__ == "__main__":
+    configs = [RunConfig(model="vgg", norm="batch", lr=0.05, steps=1_000, batch_size=16, width=1 / 16,
+                         dataset="synthetic", n_train=128, n_test=64, eval_every=250, seed=seed) for seed in range(5)]
+    print("trained", runs.train_all([(c, [Slow(1)]) for c in configs], workers=2, cache=sys.argv[1]), flush=True)
+"""
+
+
 def _configs(steps: int, n: int) -> list[RunConfig]:
     return [RunConfig(model="vgg", norm="batch", lr=0.05, steps=steps, batch_size=16, width=1 / 16,
                       dataset="synthetic", n_train=128, n_test=64, eval_every=250, seed=seed) for seed in range(n)]
 
 
-def _owner(tmp_path: Path, cache: Path, steps: int, n: int) -> subprocess.Popen:
+def _owner(tmp_path: Path, cache: Path, steps: int = 0, n: int = 0, code: str = OWNER) -> subprocess.Popen:
     script = tmp_path / "owner.py"
-    script.write_text(OWNER.format(steps=steps, n=n))
+    script.write_text(code.format(steps=steps, n=n) if code is OWNER else code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(script), str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=ROOT, start_new_session=True)
@@ -72,6 +99,19 @@ def _workers(owner: int) -> list[int]:
     return found
 
 
+@pytest.fixture
+def owners():
+    """The owners a test starts, and their workers, killed at its end whatever happened (a failing test must not
+    leave training behind)."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for owner in started:
+        for pid in _workers(owner.pid):
+            os.kill(pid, signal.SIGKILL)
+        if owner.poll() is None:
+            os.killpg(owner.pid, signal.SIGKILL)
+
+
 def _until(condition: Callable[[], bool], seconds: float = BOUND_S) -> float:
     """Seconds until `condition` holds (polled); fails the test after `seconds`."""
     began = time.monotonic()
@@ -84,25 +124,21 @@ def _until(condition: Callable[[], bool], seconds: float = BOUND_S) -> float:
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
-def test_a_killed_owner_leaves_no_worker_training(tmp_path):
+def test_a_killed_owner_leaves_no_worker_training(tmp_path, owners):
     cache = tmp_path / "cache"
-    owner = _owner(tmp_path, cache, steps=1_000_000, n=2)  # runs that would train for hours
-    try:
-        _until(lambda: len(list((cache / "checkpoints").glob("*.pt"))) == 2)  # both workers are training
-        workers = _workers(owner.pid)
-        assert len(workers) == 2
-        owner.kill()  # SIGKILL: the owner can do nothing, as when a kernel dies
-        owner.wait()
-        gone = _until(lambda: not any(_state(pid) for pid in workers), seconds=30)
-        print(f"both workers gone {gone:.1f} s after their owner was killed")
-    finally:
-        for pid in _workers(owner.pid):
-            os.kill(pid, signal.SIGKILL)
+    owners.append(owner := _owner(tmp_path, cache, steps=1_000_000, n=2))  # runs that would train for hours
+    _until(lambda: len(list((cache / "checkpoints").glob("*.pt"))) == 2)  # both workers are training
+    workers = _workers(owner.pid)
+    assert len(workers) == 2
+    owner.kill()  # SIGKILL: the owner can do nothing, as when a kernel dies
+    owner.wait()
+    gone = _until(lambda: not any(_state(pid) for pid in workers), seconds=30)
+    print(f"both workers gone {gone:.1f} s after their owner was killed")
 
 
-def test_ctrl_c_stops_every_worker_at_a_step_and_the_next_start_resumes_bitwise(tmp_path):
+def test_ctrl_c_stops_every_worker_at_a_step_and_the_next_start_resumes_bitwise(tmp_path, owners):
     cache, steps = tmp_path / "cache", 1_000
-    owner = _owner(tmp_path, cache, steps=steps, n=3)  # two train, one waits in the queue
+    owners.append(owner := _owner(tmp_path, cache, steps=steps, n=3))  # two train, one waits in the queue
     _until(lambda: len(list((cache / "checkpoints").glob("*.pt"))) == 2)  # both past their step-500 checkpoint
     workers = _workers(owner.pid)
     os.killpg(owner.pid, signal.SIGINT)  # what a terminal's Ctrl-C and Jupyter's stop button do
@@ -113,7 +149,7 @@ def test_ctrl_c_stops_every_worker_at_a_step_and_the_next_start_resumes_bitwise(
     saved = {c.seed: runs.checkpointed_step(c, [], cache) for c in _configs(steps, 3)}
     assert saved[2] is None and all(500 <= saved[s] < steps for s in (0, 1)), saved
 
-    again = _owner(tmp_path, cache, steps=steps, n=3)
+    owners.append(again := _owner(tmp_path, cache, steps=steps, n=3))
     out, err = again.communicate(timeout=4 * BOUND_S)
     assert again.returncode == 0 and "trained 3" in out, err[-2000:]
     assert "Resuming 2 run(s) from their checkpoints" in out and f"at step {saved[0]:,}" in out, out
@@ -127,6 +163,21 @@ def test_ctrl_c_stops_every_worker_at_a_step_and_the_next_start_resumes_bitwise(
             assert torch.equal(resumed["step_loss"], whole["step_loss"]) and resumed["evals"] == whole["evals"]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_stop_mid_step_ends_every_worker_and_starts_no_queued_run(tmp_path, owners):
+    """Both workers mid-step when the stop comes: the first to reach its step's end dies, and the executor then
+    sends the other a second SIGTERM, which stops it at once; it must end too, not take the next queued run."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    owners.append(owner := _owner(tmp_path, cache, code=SLOW_OWNER))
+    _until(lambda: len(list(cache.glob("step-2-*"))) == 2)  # both workers are past step 2 of a run
+    workers = _workers(owner.pid)
+    os.killpg(owner.pid, signal.SIGINT)
+    out, err = owner.communicate(timeout=BOUND_S)
+    assert owner.returncode != 0 and "KeyboardInterrupt" in err, err[-2000:]
+    assert not any(_state(pid) for pid in workers), "a worker outlived the interrupt"
+    assert "Stopped: 0 of 5 runs finished, 2 checkpointed, 3 not started." in out, out
 
 
 def test_a_gpu_profile_without_a_gpu_stops_before_training(tiny_vgg, cache, monkeypatch, capsys):
@@ -143,11 +194,11 @@ def test_a_gpu_profile_without_a_gpu_stops_before_training(tiny_vgg, cache, monk
     assert plan.show([(tiny_vgg, [])], PROFILES["gpu"]).runs == 1  # opted in: the plan is made and printed
 
 
-def test_a_plan_estimated_over_three_hours_stops(monkeypatch):
+def test_a_plan_estimated_over_six_hours_stops(monkeypatch):
     monkeypatch.delenv(plan.ALLOW_LONG, raising=False)
-    long = plan.Plan(runs=9, cached=0, seconds=4 * 3600, device="CPU", measured=())
-    with pytest.raises(BadParameter, match=r'estimated at 4 h .* over 3 h: use profile="smoke"'):
+    long = plan.Plan(runs=9, cached=0, seconds=7 * 3600, device="CPU", measured=())
+    with pytest.raises(BadParameter, match=r'estimated at 7 h .* over 6 h: use profile="smoke"'):
         plan.refuse_long(long, PROFILES["cpu"])
-    plan.refuse_long(plan.Plan(9, 0, 2 * 3600, "CPU", ()), PROFILES["cpu"])  # under the bound: goes on
+    plan.refuse_long(plan.Plan(9, 0, 5 * 3600, "CPU", ()), PROFILES["cpu"])  # under the bound: goes on
     monkeypatch.setenv(plan.ALLOW_LONG, "1")
     plan.refuse_long(long, PROFILES["cpu"])
