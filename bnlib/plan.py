@@ -23,12 +23,12 @@ from typing import Any
 import torch
 
 from bnlib import checks, dln_step, runs
-from bnlib.execution import env_flag
+from bnlib.execution import env_flag, exact_numerics, execution_options, prepare_execution
 from bnlib.models import NoiseConfig
 from bnlib.probes.base import Probe, StepContext, rng_state
 from bnlib.profiles import PROFILES, Profile
 from bnlib.runs import Planned
-from bnlib.train import RunConfig, Task, batch_indices, build_task, evaluate
+from bnlib.train import RunConfig, Task, batch_indices, build_task, evaluate, run_device
 
 # A Colab T4, assumed (see README): 8.1 TFLOP/s fp32 peak, about half of it sustained by cuDNN's fp32
 # convolutions at batch 128; about 10 us of host-side overhead per launched operation.
@@ -98,7 +98,10 @@ def timer(work: Callable[[], object]) -> float:
 
 
 def cpu_timer(work: Callable[[], object]) -> float:
-    """CPU seconds of `work` in this process: other work on a shared machine does not inflate it."""
+    """CPU seconds of `work` in this process: other work on a shared machine does not inflate it. With CUDA,
+    whose work this process's CPU time does not see, wall seconds with synchronisation (`timer`)."""
+    if torch.cuda.is_available():
+        return timer(work)
     start = time.process_time()
     work()
     return time.process_time() - start
@@ -142,16 +145,25 @@ class Assumed:
 def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASURED_STEPS,
             device: str | None = None, meter: Meter = timer, written_out: bool = True) -> Cost:
     """Time `steps` training steps of `config` after one warm-up step, one probed step per probe, and
-    an evaluation slice; on the device the run would train on (eager, default memory layout; a DLN through
+    an evaluation slice; on the device and in the memory layout the run would train in (eager; a DLN through
     bnlib.dln_step's written-out step where train() takes it, unless `written_out` is False)."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    task = build_task(config, checks.device(device))
-    model = task.model.train()
+    with exact_numerics():
+        return _measure(config, list(probes), steps, run_device(config, device), meter, written_out)
+
+
+def _measure(config: RunConfig, probes: list[Probe], steps: int, device: torch.device, meter: Meter,
+             written_out: bool) -> Cost:
+    """`measure` on `device`, in the memory layout the run trains in (compilation aside)."""
+    task = build_task(config, device)
+    layout = {**execution_options(device=device), "compile": False} if config.model == "vgg" else {
+        "channels_last": False, "compile": False}
+    model, x_train, _ = prepare_execution(task.model.train(), task.x_train, layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-    n = config.batch_size if config.model == "vgg" else len(task.x_train)
-    idx = batch_indices(len(task.x_train), n, 0, config.seed, task.x_train.device)
-    x, y = task.x_train[idx], task.y_train[idx]
+    n = config.batch_size if config.model == "vgg" else len(x_train)
+    idx = batch_indices(len(x_train), n, 0, config.seed, x_train.device)
+    x, y = x_train[idx], task.y_train[idx]
 
     fast = dln_step.for_run(config, task, optimizer) if written_out else None  # the DLN's step as train() runs it
 

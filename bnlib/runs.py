@@ -23,7 +23,7 @@ from bnlib import checks, pool, store
 from bnlib import data as bdata
 from bnlib.checks import BadParameter
 from bnlib.probes.base import Probe
-from bnlib.train import RunConfig, check_arguments, train
+from bnlib.train import RunConfig, check_arguments, run_device, train
 
 Planned = tuple[RunConfig, list[Probe]]  # what one cached run trains: its config and the probes it carries
 # The code a run's key fingerprints: the loop (train) with every module it imports, and this cache
@@ -96,7 +96,7 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
     """
     check_arguments(config, probes)
     checks.check_bool("progress", progress)
-    device = checks.device(device)
+    device = run_device(config, device)
     found = cached(config, probes, cache)
     if found is not None:
         return found

@@ -23,7 +23,7 @@ from torch import nn
 from bnlib import checkpoint as ckpt
 from bnlib import checks, dln_step, losses
 from bnlib import data as bdata
-from bnlib.execution import execution_options, keep_freed_memory, prepare_execution
+from bnlib.execution import exact_numerics, execution_options, keep_freed_memory, prepare_execution, provenance
 from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
 
@@ -95,6 +95,15 @@ class Task:
     y_test: torch.Tensor | None
     dataset: str
     source: str
+
+
+def run_device(config: RunConfig, device: torch.device | str | None = None) -> torch.device:
+    """Where `config` trains: `device` when given; else the deep linear network on the CPU (its written-out step
+    is CPU-only, and on a GPU its 10 x 10 chain is hundreds of tiny kernel launches a step) and the VGG on CUDA
+    when present."""
+    if device is None and config.model == "dln":
+        return torch.device("cpu")
+    return checks.device(device)
 
 
 def build_task(config: RunConfig, device: torch.device | str = "cpu") -> Task:
@@ -258,7 +267,7 @@ def _start(config: RunConfig, device: torch.device, options: dict[str, bool]) ->
         "step_loss": torch.full((config.steps,), float("nan")), "step_acc": torch.full((config.steps,), float("nan")),
         "evals": [], "probes": {}, "diverged_at": None, "steps_done": 0, "seconds": 0.0,
         # the thread count changes the rounding order and so, on a plateau, the trajectory: recorded, not keyed
-        "execution": {**options, "threads": torch.get_num_threads()},
+        "execution": {**options, "threads": torch.get_num_threads(), **provenance(device)},
     }
     nan = torch.full((config.steps,), float("nan"), device=device)
     fast = dln_step.for_run(config, task, optimizer)
@@ -361,10 +370,18 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     `progress`: True for a plain text bar, False for none, or a `ProgressBar` the caller chooses.
     """
     _check_train_arguments(config, probes, checkpoint_every, progress, stop_after)
-    device = checks.device(device)
+    device = run_device(config, device)
     keep_freed_memory()
     vgg = config.model == "vgg"
-    options = execution_options(channels_last, compile_model) if vgg else execution_options(False, False)
+    options = execution_options(channels_last, compile_model, device) if vgg else execution_options(False, False)
+    with exact_numerics():  # true fp32 and repeatable kernels on CUDA while the run trains, restored after
+        return _train(config, probes, device, options, checkpoint, checkpoint_every, progress, stop_after)
+
+
+def _train(config: RunConfig, probes: Sequence[Probe], device: torch.device, options: dict[str, bool],
+           checkpoint: Path | str | None, checkpoint_every: int, progress: bool | ProgressBar,
+           stop_after: int | None) -> dict[str, Any]:
+    """`train`'s loop, under its numerics: start or resume, the steps, the last evaluation."""
     loop = _start(config, device, options)
     path = Path(checkpoint) if checkpoint else None
     start = _resume(loop, path) if path else 0

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from bnlib.execution import exact_numerics, provenance
 from bnlib.probes.base import Probe, StepContext
 from bnlib.train import RunConfig, batch_indices, build_task, train
 
@@ -168,14 +169,20 @@ def test_dln_trains_full_batch_whatever_batch_size_says(tiny_dln):
     assert sizes and all(n == tiny_dln.dln_points for n in sizes)
 
 
+def _made_here() -> dict:
+    """What a CPU run records of where and how it was made, read under the numerics train() sets."""
+    with exact_numerics():
+        return provenance(torch.device("cpu"))
+
+
 def test_channels_last_runs_the_same_first_step_and_is_recorded(tiny_vgg):
     """channels_last is an execution option: same init, same batch, same first loss (later steps may part
     at the rounding level, as with another thread count), recorded in the history, not in the config."""
     plain = train(tiny_vgg, progress=False, channels_last=False)  # on by default since 0524991
     fast = train(tiny_vgg, progress=False, channels_last=True)
-    threads = torch.get_num_threads()
-    assert fast["execution"] == {"channels_last": True, "compile": False, "threads": threads}
-    assert plain["execution"] == {"channels_last": False, "compile": False, "threads": threads}
+    threads, made = torch.get_num_threads(), _made_here()
+    assert fast["execution"] == {"channels_last": True, "compile": False, "threads": threads, **made}
+    assert plain["execution"] == {"channels_last": False, "compile": False, "threads": threads, **made}
     assert fast["config"] == plain["config"]
     assert float(fast["step_loss"][0]) == pytest.approx(float(plain["step_loss"][0]), rel=1e-5)
     assert torch.isfinite(fast["step_loss"]).all()
@@ -223,7 +230,8 @@ def test_execution_options_from_the_environment(monkeypatch):
 def test_the_dln_ignores_execution_options(tiny_dln):
     """The VGG's options do not apply; the DLN's written-out step (bnlib.dln_step) is recorded instead."""
     assert train(tiny_dln, progress=False, channels_last=True, compile_model=True)["execution"] == {
-        "channels_last": False, "compile": False, "threads": torch.get_num_threads(), "dln_fast": True}
+        "channels_last": False, "compile": False, "threads": torch.get_num_threads(), "dln_fast": True,
+        **_made_here()}
 
 
 @pytest.mark.parametrize("model", ["vgg", "dln"])
