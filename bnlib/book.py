@@ -214,6 +214,13 @@ def book_plan(s: Setup) -> list[Planned]:
     return runs.unique(run for planned in chapter_plans(s).values() for run in planned)
 
 
+def made_on(number: int, s: Setup) -> list[str]:
+    """The devices chapter `number`'s cached runs were made on, for its setup line (chapter 7 reads every
+    canonical run; chapters 6 and 8 train none of the book's)."""
+    c = chapter(number)
+    return runs.made_on(c.plan(s) if c.plan is not None else book_plan(s) if number == 7 else [])
+
+
 def collect(s: Setup) -> list[ClaimResult]:
     """Every chapter's claims on the canonical runs of `s`, in book order (an error inside one is raised), each
     naming the chapter that grades it (the scoreboard links there)."""
@@ -226,7 +233,7 @@ def scoreboard(profile: Any = None, dataset: Any = "auto", seeds: Any = None, li
     from IPython.display import HTML
 
     s = common(profile, dataset, seeds)
-    return HTML(report.scoreboard_html(collect(s), *s, link_prefix=link_prefix))
+    return HTML(report.scoreboard_html(collect(s), *s, link_prefix=link_prefix, made_on=made_on(7, s)))
 
 
 # --- the book as a whole: train it, estimate it, say where its time went ----------------------------------

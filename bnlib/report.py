@@ -8,16 +8,18 @@ from typing import Any
 
 import torch
 
-from bnlib import claims, stats
+from bnlib import claims, execution, stats
 from bnlib import data as bdata
 from bnlib.profiles import Profile
 
 
-def setup_summary(profile: Profile, dataset: str, seeds: Sequence[int]) -> str:
-    """One Markdown paragraph naming the profile, the seeds, the dataset actually used, and the device."""
+def setup_summary(profile: Profile, dataset: str, seeds: Sequence[int], made_on: Sequence[str] = ()) -> str:
+    """One Markdown paragraph naming the profile, the seeds, the dataset actually used, and the device: `made_on`,
+    the devices the page's cached runs record (`bnlib.book.made_on`), else this session's."""
     name = bdata.resolve_name(dataset)
     source = bdata._fetch_cached(name, True)[1]
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    here = execution.device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    device = f"{', '.join(made_on)} (where its runs trained)" if made_on else f"{here} (this session)"
     width = f"{profile.vgg_width:g}x VGG-16 widths" if profile.vgg_width != 1 else "full VGG-16 widths"
     seeds = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
     return (f"**How this page was computed.** Profile `{profile.name}` ({width}, {profile.vgg_steps} SGD steps of "
@@ -27,10 +29,10 @@ def setup_summary(profile: Profile, dataset: str, seeds: Sequence[int]) -> str:
             f"`paper`.")
 
 
-def show_setup(profile: Profile, dataset: str, seeds: Sequence[int]) -> Any:
+def show_setup(profile: Profile, dataset: str, seeds: Sequence[int], made_on: Sequence[str] = ()) -> Any:
     from IPython.display import Markdown
 
-    return Markdown(setup_summary(profile, dataset, seeds))
+    return Markdown(setup_summary(profile, dataset, seeds, made_on))
 
 
 # ---- claims: the one place they are rendered (HTML for the pages, Markdown and text elsewhere) ----
@@ -108,14 +110,15 @@ def _markdown_inline(text: str) -> str:
 
 
 def scoreboard_html(results: Sequence[Any], profile: Profile, dataset: str, seeds: Sequence[int],
-                    link_prefix: str = "chapters/") -> str:
+                    link_prefix: str = "chapters/", made_on: Sequence[str] = ()) -> str:
     """The landing page's scoreboard: the verdict tally, every claim's row, and the setup."""
     counts = ", ".join(f"{n} {v}" for v, n in claims.tally(results).items())
     against = sum(r.paper_vs_text.startswith("no") for r in results)
     return "\n".join([
         f"<p><b>{len(results)} claims checked:</b> {html.escape(counts)}. "
         f"On {against} of them the paper's own plotted data does not bear out its text.</p>",
-        claims_html(results, link_prefix), f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds))}</p>"])
+        claims_html(results, link_prefix),
+        f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds, made_on))}</p>"])
 
 
 def claims_markdown(results: Sequence[Any]) -> Any:

@@ -151,6 +151,17 @@ def unique(planned: Iterable[Planned]) -> list[Planned]:
     return list(seen.values())
 
 
+def made_on(planned: Iterable[Planned], cache: Path | str | None = None) -> list[str]:
+    """The devices the cached runs among `planned` record (the GPU's name or the CPU's model): one cache may hold
+    runs from several machines, whose kernels round differently. Empty when none is cached."""
+    names = set()
+    for config, probes in unique(planned):
+        history = cached(config, probes, cache)
+        if history is not None:  # records from before provenance say only "cpu" or "cuda"
+            names.add(history["execution"].get("device_name") or history["device"])
+    return sorted(names)
+
+
 def describe(config: RunConfig) -> str:
     """A run in a few words, for the lists a person reads: 'VGG batch lr 0.1 seed 0, 1,800 steps'."""
     return f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"

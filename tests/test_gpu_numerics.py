@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from bnlib import execution, runs
+from bnlib import execution, report, runs
 from bnlib.probes.base import Probe, StepContext
+from bnlib.profiles import PROFILES
 from bnlib.train import run_device, train
 
 
@@ -92,3 +93,12 @@ def test_channels_last_is_the_default_on_the_cpu_only(monkeypatch):
     assert not execution.execution_options(device=torch.device("cuda"))["channels_last"]
     monkeypatch.setenv("BNLIB_CHANNELS_LAST", "1")
     assert execution.execution_options(device=torch.device("cuda"))["channels_last"]  # asked for: given
+
+
+def test_the_setup_line_names_the_devices_the_runs_were_made_on(tiny_vgg, cache):
+    runs.run(tiny_vgg, progress=False)
+    here = execution.device_name(torch.device("cpu"))
+    assert runs.made_on([(tiny_vgg, [])]) == [here] and runs.made_on([(tiny_vgg.replace(seed=9), [])]) == []
+    line = report.setup_summary(PROFILES["smoke"], "synthetic", (0,), ["Fake GPU", here])
+    assert f"device: Fake GPU, {here} (where its runs trained)" in line
+    assert f"device: {here} (this session)" in report.setup_summary(PROFILES["smoke"], "synthetic", (0,))

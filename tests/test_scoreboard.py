@@ -33,7 +33,7 @@ def test_claims_carry_paper_value_seeds_and_the_papers_own_verdict_on_its_text()
 
 def test_scoreboard_html_links_each_claim_to_its_chapter_and_names_the_setup(monkeypatch):
     monkeypatch.setattr(report, "setup_summary",
-                        lambda p, d, s: f"**How.** Profile `{p.name}` on **{d}** at {s}, device: CPU")
+                        lambda p, d, s, made_on: f"**How.** Profile `{p.name}` on **{d}** at {s}, device: CPU")
     page = report.scoreboard_html(_results(), resolve("smoke"), "synthetic", (0, 1))
     assert page.count('href="chapters/04_test.html"') == 2
     assert "b &lt;claim&gt;" in page and "<b>3 claims checked:</b>" in page
