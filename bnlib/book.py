@@ -164,6 +164,7 @@ class Chapter:
     check: Callable[[dict[str, Any]], None]  # checks, and removes, the chapter's own parameters
     plan: Callable[[Setup], list[Planned]] | None = None  # the runs it trains at its default parameters
     claims: Callable[[Setup], list[ClaimResult]] | None = None  # what it grades, on the canonical runs
+    reads: Callable[[Setup], list[Planned]] | None = None  # runs it shows but others plan (default: its plan)
 
 
 CHAPTERS: dict[int, Chapter] = {c.number: c for c in (
@@ -178,8 +179,8 @@ CHAPTERS: dict[int, Chapter] = {c.number: c for c in (
     Chapter(5, "05_lp_normalization", "Is it about distributions at all? l$_p$ normalisation", _chapter5,
             lambda s: lp.chapter_plan(*s), _lp_claims),
     Chapter(6, "06_theory_checks", "The theory, checked numerically", _chapter6, claims=_theory_claims),
-    Chapter(7, "07_paper_vs_ours", "The paper's curves beside ours", _no_more),
-    Chapter(8, "08_scaling_down", "Scaling the paper down", _chapter8),
+    Chapter(7, "07_paper_vs_ours", "The paper's curves beside ours", _no_more, reads=lambda s: book_plan(s)),
+    Chapter(8, "08_scaling_down", "Scaling the paper down", _chapter8, reads=lambda s: CHAPTERS[1].plan(s)),
 )}
 
 
@@ -215,10 +216,10 @@ def book_plan(s: Setup) -> list[Planned]:
 
 
 def made_on(number: int, s: Setup) -> list[str]:
-    """The devices chapter `number`'s cached runs were made on, for its setup line (chapter 7 reads every
-    canonical run; chapters 6 and 8 train none of the book's)."""
+    """The devices the cached runs chapter `number` shows were made on, for its setup line."""
     c = chapter(number)
-    return runs.made_on(c.plan(s) if c.plan is not None else book_plan(s) if number == 7 else [])
+    shown = c.reads or c.plan
+    return runs.made_on(shown(s) if shown is not None else [])
 
 
 def collect(s: Setup) -> list[ClaimResult]:
