@@ -157,8 +157,7 @@ def _measure(config: RunConfig, probes: list[Probe], steps: int, device: torch.d
              written_out: bool) -> Cost:
     """`measure` on `device`, in the memory layout the run trains in (compilation aside)."""
     task = build_task(config, device)
-    layout = {**execution_options(device=device), "compile": False} if config.model == "vgg" else {
-        "channels_last": False, "compile": False}
+    layout = execution_options(None, False, device) if config.model == "vgg" else execution_options(False, False)
     model, x_train, _ = prepare_execution(task.model.train(), task.x_train, layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     n = config.batch_size if config.model == "vgg" else len(x_train)

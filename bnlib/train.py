@@ -98,9 +98,8 @@ class Task:
 
 
 def run_device(config: RunConfig, device: torch.device | str | None = None) -> torch.device:
-    """Where `config` trains: `device` when given; else the deep linear network on the CPU (its written-out step
-    is CPU-only, and on a GPU its 10 x 10 chain is hundreds of tiny kernel launches a step) and the VGG on CUDA
-    when present."""
+    """Where `config` trains: `device` when given; else the DLN on the CPU (its written-out step is CPU-only; on a
+    GPU its 10 x 10 chain is hundreds of tiny kernel launches a step) and the VGG on CUDA when present."""
     if device is None and config.model == "dln":
         return torch.device("cpu")
     return checks.device(device)
@@ -303,14 +302,6 @@ def check_arguments(config: Any, probes: Any) -> None:
         raise checks.BadParameter(f"probe names must be unique within a run, got {names}")
 
 
-def _check_train_arguments(config: Any, probes: Any, checkpoint_every: Any, progress: Any, stop_after: Any) -> None:
-    check_arguments(config, probes)
-    checks.check_int("checkpoint_every", checkpoint_every, 1)
-    if not (isinstance(progress, bool) or callable(progress)):
-        raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory, got {progress!r}")
-    checks.check_optional_int("stop_after", stop_after, 0)
-
-
 def _bar(progress: bool | ProgressBar, config: RunConfig, start: int) -> Any:
     """The run's bar: `progress` is a ProgressBar factory, True for plain text (tqdm), False for none."""
     factory = tqdm.std.tqdm if isinstance(progress, bool) else progress
@@ -369,7 +360,11 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
     step; probed steps always run the plain module, so probes see the eager model.
     `progress`: True for a plain text bar, False for none, or a `ProgressBar` the caller chooses.
     """
-    _check_train_arguments(config, probes, checkpoint_every, progress, stop_after)
+    check_arguments(config, probes)
+    checks.check_int("checkpoint_every", checkpoint_every, 1)
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory, got {progress!r}")
+    checks.check_optional_int("stop_after", stop_after, 0)
     device = run_device(config, device)
     keep_freed_memory()
     vgg = config.model == "vgg"
