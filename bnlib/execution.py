@@ -19,6 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+# cuBLAS repeats its matrix products only with a fixed workspace, and reads this before its first call in the
+# process: set here, at import, before any run touches CUDA (an explicit setting of the reader's is kept)
+CUBLAS_WORKSPACE = os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 
 def env_flag(name: str, default: bool) -> bool:
     """An on/off environment variable: unset or empty gives `default`; 0, 1, true, false; anything else is an error."""
@@ -44,22 +48,28 @@ def _numerics() -> list[tuple[str, Any, str, Any]]:
 
 
 @contextlib.contextmanager
-def exact_numerics() -> Iterator[None]:
-    """Inside, the settings of `_numerics`; the previous ones restored on the way out, however it is left.
+def exact_numerics(device: torch.device | None = None) -> Iterator[None]:
+    """Inside, the settings of `_numerics` and, on a CUDA `device`, torch's deterministic algorithms (an op without
+    one raises instead of varying); the previous settings restored on the way out, however it is left.
 
     Why: on CUDA, cuDNN's convolutions default to TF32 (a 10-bit mantissa) on Ampere and later GPUs, while the
     probes measure small differences of losses and gradients, and cuDNN may otherwise pick non-deterministic or
-    autotuned algorithms, so a rerun or a resumed run would not repeat itself. CPU kernels ignore these settings:
-    on the CPU nothing changes (the runs' golden hashes are the same with and without)."""
+    autotuned algorithms, so a rerun or a resumed run would not repeat itself. CPU kernels ignore these settings,
+and deterministic algorithms stay off there (they would fill every new tensor with NaN first, for nothing): on the
+CPU nothing changes (the runs' golden hashes are the same with and without)."""
     settings = _numerics()
     saved = [(owner, name, getattr(owner, name)) for _, owner, name, _ in settings]
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         for _, owner, name, value in settings:
             setattr(owner, name, value)
+        if device is not None and device.type == "cuda":
+            torch.use_deterministic_algorithms(True)
         yield
     finally:
         for owner, name, value in saved:
             setattr(owner, name, value)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
 def device_name(device: torch.device) -> str:
@@ -80,7 +90,9 @@ def provenance(device: torch.device) -> dict[str, Any]:
     plain = {label: (str if isinstance(value, str) else bool)(getattr(owner, name))
              for label, owner, name, value in _numerics()}
     return {"device_name": device_name(device), "torch": str(torch.__version__),
-            "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None, **plain}
+            "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None, **plain,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cublas_workspace": str(os.environ.get("CUBLAS_WORKSPACE_CONFIG", "")) if device.type == "cuda" else None}
 
 
 def execution_options(channels_last: bool | None = None, compile_model: bool | None = None,

@@ -149,8 +149,9 @@ def measure(config: RunConfig, probes: Iterable[Probe] = (), steps: int = MEASUR
     bnlib.dln_step's written-out step where train() takes it, unless `written_out` is False)."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    with exact_numerics():
-        return _measure(config, list(probes), steps, run_device(config, device), meter, written_out)
+    device = run_device(config, device)
+    with exact_numerics(device):
+        return _measure(config, list(probes), steps, device, meter, written_out)
 
 
 def _measure(config: RunConfig, probes: list[Probe], steps: int, device: torch.device, meter: Meter,

@@ -11,6 +11,7 @@ the caller recomputes: never a raw unpickling traceback, never a wrong result.
 from __future__ import annotations
 
 import os
+import secrets
 import warnings
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def decode(obj: Any) -> Any:
 def save_atomic(obj: Any, path: Path) -> None:
     """Write via a temporary file and a rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # a random part beside the pid: two machines writing one shared folder (a Drive cache) can have the same pid
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{secrets.token_hex(6)}")
     try:
         torch.save(encode(obj), tmp)
         os.replace(tmp, path)

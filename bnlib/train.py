@@ -366,10 +366,11 @@ def train(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device 
         raise checks.BadParameter(f"progress must be True, False or a tqdm-like bar factory, got {progress!r}")
     checks.check_optional_int("stop_after", stop_after, 0)
     device = run_device(config, device)
-    keep_freed_memory()
+    if device.type == "cpu":
+        keep_freed_memory()  # host-memory reuse serves CPU kernels only; a GPU's activations live on the GPU
     vgg = config.model == "vgg"
     options = execution_options(channels_last, compile_model, device) if vgg else execution_options(False, False)
-    with exact_numerics():  # true fp32 and repeatable kernels on CUDA while the run trains, restored after
+    with exact_numerics(device):  # true fp32 and repeatable kernels on CUDA while the run trains, restored after
         return _train(config, probes, device, options, checkpoint, checkpoint_every, progress, stop_after)
 
 

@@ -102,3 +102,24 @@ def test_the_setup_line_names_the_devices_the_runs_were_made_on(tiny_vgg, cache)
     line = report.setup_summary(PROFILES["smoke"], "synthetic", (0,), ["Fake GPU", here])
     assert f"device: Fake GPU, {here} (where its runs trained)" in line
     assert f"device: {here} (this session)" in report.setup_summary(PROFILES["smoke"], "synthetic", (0,))
+
+
+def test_on_a_gpu_deterministic_algorithms_are_on_inside_and_restored_after():
+    before = torch.are_deterministic_algorithms_enabled()
+    with execution.exact_numerics(torch.device("cuda")):
+        inside_gpu = torch.are_deterministic_algorithms_enabled()
+    with execution.exact_numerics(torch.device("cpu")):
+        inside_cpu = torch.are_deterministic_algorithms_enabled()  # off on the CPU: it would NaN-fill new tensors
+    assert inside_gpu and not inside_cpu
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_cublas_gets_a_fixed_workspace_before_any_cuda_call_and_the_record_says_so(monkeypatch):
+    import os
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == execution.CUBLAS_WORKSPACE  # set at bnlib's import
+    _fake_cuda(monkeypatch)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
+    with execution.exact_numerics(torch.device("cuda")):
+        made = execution.provenance(torch.device("cuda"))
+    assert made["deterministic_algorithms"] is True and made["cublas_workspace"] == execution.CUBLAS_WORKSPACE
+    assert execution.provenance(torch.device("cpu"))["cublas_workspace"] is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +88,14 @@ def test_an_unusable_cache_folder_fails_before_training(tiny_dln, tmp_path, monk
     monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("trained before checking the cache folder"))
     with pytest.raises(store.NotWritable, match=r"the run cache \(\$BNLIB_CACHE or cache=\) .*blocker"):
         runs.run(tiny_dln, progress=False)
+
+
+def test_temporary_names_differ_between_writers_with_the_same_pid(tmp_path, monkeypatch):
+    """Two Colab runtimes writing one Drive cache can have the same pid: the temporary file must still differ."""
+    names = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: (names.append(Path(f).name), real_save(obj, f))[1])
+    for _ in range(2):
+        store.save_atomic({"v": 1}, tmp_path / "run.pt")
+    assert len(set(names)) == 2 and all(str(os.getpid()) in n for n in names)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary left behind

@@ -45,7 +45,8 @@ def summarize(values: torch.Tensor, bins: int) -> dict[str, np.ndarray]:
             continue  # a diverged unit: moments are NaN/inf, the histogram stays empty
         if hi[i] - lo[i] < 1e-12:  # constant unit: a unit-wide range centred on the value
             lo[i], hi[i] = lo[i] - 0.5, hi[i] + 0.5
-        counts[i] = torch.histc(v[i], bins=bins, min=lo[i].item(), max=hi[i].item()).round().long().cpu()
+        # on the CPU: CUDA's histc has no deterministic kernel (it raises under exact_numerics on a GPU)
+        counts[i] = torch.histc(v[i].cpu(), bins=bins, min=lo[i].item(), max=hi[i].item()).round().long()
     as_np = {"mean": mean, "var": var, "lo": lo, "hi": hi}
     return {**{k: t.cpu().numpy() for k, t in as_np.items()}, "counts": counts.numpy()}
 
