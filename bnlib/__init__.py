@@ -12,7 +12,7 @@ import cycle (`tests/test_layers.py` builds the import graph from the source and
 7. the cost meter: plan
 8. statistics shared by experiments, claims and plots: stats
 9. experiments (which runs a figure needs): experiments
-10. claims (graders: they take runs, never fetch them): claims
+10. claims (graders: they take runs, never fetch them) and their stability across machines: claims, stability
 11. plots and reports: plots, report
 12. the chapter registry (what chapter N is; the profile resolved once): book
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from bnlib import checks, plan, pool, report, runs
+from bnlib import checks, plan, pool, report, runs, stability
 from bnlib.checks import BadParameter
 from bnlib.claims import ClaimResult
 from bnlib.claims import distributions as distribution_claims
@@ -30,6 +30,8 @@ from bnlib.claims import lp as lp_claims
 from bnlib.claims import theory as theory_claims
 from bnlib.data import DATASETS
 from bnlib.experiments import distributions, ics, landscape, lp
+from bnlib.experiments.common import train_planned
+from bnlib.plots.scoreboard import scoreboard_figure
 from bnlib.probes.base import Probe
 from bnlib.profiles import PROFILES, Profile, resolve
 from bnlib.runs import Planned
@@ -117,39 +119,50 @@ def _no_more(p: dict[str, Any]) -> None:
     """Chapter 7 has only the common parameters."""
 
 
-# --- the claims each chapter grades, on the canonical runs of a setup (the graders take runs; this fetches) ---
+# --- the claims each chapter grades, in groups: each group's runs for one seed, and its grader over a setup's seeds ---
 
-def _fig1_claims(s: Setup) -> list[ClaimResult]:
-    return distribution_claims.fig1_claims({seed: distributions.fig1_runs(s.profile, s.dataset, seed)
-                                            for seed in s.seeds})
+@dataclass(frozen=True)
+class ClaimGroup:
+    """Claims graded together from one set of runs: `runs(setup, seed)` plans one seed's runs (so a tool can train
+    the group alone, at other seeds or on another machine: `tools.stability`); `grade(setup)` grades its claims on
+    the setup's seeds (the graders take runs; this fetches them)."""
 
+    name: str
+    runs: Callable[[Setup, int], list[Planned]]
+    grade: Callable[[Setup], list[ClaimResult]]
 
-def _fig2_claims(s: Setup) -> list[ClaimResult]:
-    return distribution_claims.fig2_claims({seed: distributions.fig2_runs(s.profile, s.dataset, seed)
-                                            for seed in s.seeds})
-
-
-def _ics_claims(s: Setup) -> list[ClaimResult]:
-    return (ics_claims.vgg_claims({seed: ics.vgg_runs(s.profile, s.dataset, seed, progress=False) for seed in s.seeds})
-            + ics_claims.dln_claims({seed: ics.dln_runs(s.profile, seed, progress=False) for seed in s.seeds}))
-
-
-def _landscape_claims(s: Setup) -> list[ClaimResult]:
-    return (landscape_claims.vgg_claims({seed: landscape.vgg_runs(s.profile, s.dataset, seed, progress=False)
-                                         for seed in s.seeds})
-            + landscape_claims.dln_claims({seed: landscape.dln_runs(s.profile, seed, progress=False)
-                                           for seed in s.seeds}))
+    def plan(self, s: Setup) -> list[Planned]:
+        """The runs the group's claims read at the setup's seeds."""
+        return [run for seed in s.seeds for run in self.runs(s, seed)]
 
 
-def _lp_claims(s: Setup) -> list[ClaimResult]:
-    """At the paper's learning rates (those of the canonical runs)."""
-    return (lp_claims.vgg_claims({seed: lp.vgg_runs(s.profile, s.dataset, seed) for seed in s.seeds})
-            + lp_claims.dln_claims({seed: lp.dln_runs(s.profile, seed) for seed in s.seeds}))
+def _group(name: str, plan: Callable[..., dict[Any, Planned]], grade: Callable[[dict[int, Any]], list[ClaimResult]],
+           vgg: bool) -> ClaimGroup:
+    """A group whose runs are one plan function's, fetched seed by seed (cached, else trained) and graded."""
+    def runs_of(s: Setup, seed: int) -> list[Planned]:
+        return list((plan(s.profile, s.dataset, seed) if vgg else plan(s.profile, seed)).values())
+
+    def graded(s: Setup) -> list[ClaimResult]:
+        return grade({seed: {key: train_planned(one, progress=False) for key, one in
+                             (plan(s.profile, s.dataset, seed) if vgg else plan(s.profile, seed)).items()}
+                      for seed in s.seeds})
+
+    return ClaimGroup(name, runs_of, graded)
 
 
-def _theory_claims(s: Setup) -> list[ClaimResult]:
-    """Chapter 6 trains nothing: its draws are seeded by the first seed."""
-    return theory_claims.claims(theory_claims.default_draws(s.profile), s.seeds[0])
+CLAIM_GROUPS: dict[str, ClaimGroup] = {g.name: g for g in (
+    _group("fig1", distributions.fig1_plan, distribution_claims.fig1_claims, vgg=True),
+    _group("fig2", distributions.fig2_plan, distribution_claims.fig2_claims, vgg=True),
+    _group("ics-vgg", ics.vgg_plan, ics_claims.vgg_claims, vgg=True),
+    _group("ics-dln", ics.dln_plan, ics_claims.dln_claims, vgg=False),
+    _group("landscape-vgg", landscape.vgg_plan, landscape_claims.vgg_claims, vgg=True),
+    _group("landscape-dln", landscape.dln_plan, landscape_claims.dln_claims, vgg=False),
+    _group("lp-vgg", lp.vgg_plan, lp_claims.vgg_claims, vgg=True),  # at the paper's rates (the canonical runs')
+    _group("lp-dln", lp.dln_plan, lp_claims.dln_claims, vgg=False),
+    # chapter 6 trains nothing: its draws are seeded by the first seed
+    ClaimGroup("theory", lambda s, seed: [],
+               lambda s: theory_claims.claims(theory_claims.default_draws(s.profile), s.seeds[0])),
+)}
 
 
 # --- the registry ----------------------------------------------------------------------------------------
@@ -163,22 +176,22 @@ class Chapter:
     title: str  # the notebook's own title (tests/test_book.py checks they agree)
     check: Callable[[dict[str, Any]], None]  # checks, and removes, the chapter's own parameters
     plan: Callable[[Setup], list[Planned]] | None = None  # the runs it trains at its default parameters
-    claims: Callable[[Setup], list[ClaimResult]] | None = None  # what it grades, on the canonical runs
+    claims: tuple[str, ...] = ()  # the claim groups it grades (CLAIM_GROUPS), on the canonical runs
     reads: Callable[[Setup], list[Planned]] | None = None  # runs it shows but others plan (default: its plan)
 
 
 CHAPTERS: dict[int, Chapter] = {c.number: c for c in (
     Chapter(1, "01_ics_distributions", "Does BatchNorm reduce internal covariate shift?", _chapter1,
-            lambda s: distributions.chapter1_plan(*s), _fig1_claims),
+            lambda s: distributions.chapter1_plan(*s), ("fig1",)),
     Chapter(2, "02_noise_injection", "The noise-injection test: does distributional stability matter?", _chapter2,
-            lambda s: distributions.chapter2_plan(*s), _fig2_claims),
+            lambda s: distributions.chapter2_plan(*s), ("fig2",)),
     Chapter(3, "03_ics_optimization_view", "Internal covariate shift from the optimisation view", _chapter3,
-            lambda s: ics.chapter_plan(*s), _ics_claims),
+            lambda s: ics.chapter_plan(*s), ("ics-vgg", "ics-dln")),
     Chapter(4, "04_landscape_smoothness", "Why BatchNorm works: a smoother loss landscape", _chapter4,
-            lambda s: landscape.chapter_plan(*s), _landscape_claims),
+            lambda s: landscape.chapter_plan(*s), ("landscape-vgg", "landscape-dln")),
     Chapter(5, "05_lp_normalization", "Is it about distributions at all? l$_p$ normalisation", _chapter5,
-            lambda s: lp.chapter_plan(*s), _lp_claims),
-    Chapter(6, "06_theory_checks", "The theory, checked numerically", _chapter6, claims=_theory_claims),
+            lambda s: lp.chapter_plan(*s), ("lp-vgg", "lp-dln")),
+    Chapter(6, "06_theory_checks", "The theory, checked numerically", _chapter6, claims=("theory",)),
     Chapter(7, "07_paper_vs_ours", "The paper's curves beside ours", _no_more, reads=lambda s: book_plan(s)),
     Chapter(8, "08_scaling_down", "Scaling the paper down", _chapter8, reads=lambda s: CHAPTERS[1].plan(s)),
 )}
@@ -225,16 +238,26 @@ def made_on(number: int, s: Setup) -> list[str]:
 def collect(s: Setup) -> list[ClaimResult]:
     """Every chapter's claims on the canonical runs of `s`, in book order (an error inside one is raised), each
     naming the chapter that grades it (the scoreboard links there)."""
-    return [dataclasses.replace(result, chapter=c.notebook) for c in CHAPTERS.values() if c.claims is not None
-            for result in c.claims(s)]
+    return [dataclasses.replace(result, chapter=c.notebook) for c in CHAPTERS.values() for group in c.claims
+            for result in CLAIM_GROUPS[group].grade(s)]
 
 
-def scoreboard(profile: Any = None, dataset: Any = "auto", seeds: Any = None, link_prefix: str = "chapters/") -> Any:
-    """The landing page's scoreboard of the canonical runs, displayed in a notebook."""
-    from IPython.display import HTML
+def scoreboard(profile: Any = None, dataset: Any = "auto", seeds: Any = None, link_prefix: str = "chapters/") -> None:
+    """The landing page's scoreboard of the canonical runs, displayed in a notebook: the tally and the stable
+    verdicts, the picture of every claim's seeds against the paper, then the table."""
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
 
     s = common(profile, dataset, seeds)
-    return HTML(report.scoreboard_html(collect(s), *s, link_prefix=link_prefix, made_on=made_on(7, s)))
+    results = collect(s)
+    rec = stability.record(s.profile.name, s.dataset)
+    head, table = report.scoreboard_html(results, *s, link_prefix=link_prefix, made_on=made_on(7, s),
+                                         stability=(stability.check(results, rec), rec))
+    display(HTML(head))
+    fig = scoreboard_figure(results)
+    display(fig)
+    plt.close(fig)
+    display(HTML(table))
 
 
 # --- the book as a whole: train it, estimate it, say where its time went ----------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from bnlib import claims, execution, stats
+from bnlib import claims, execution, stability, stats
 from bnlib import data as bdata
 from bnlib.profiles import Profile
 
@@ -53,6 +53,21 @@ def ours_text(result: Any) -> str:
     return values if len(result.seeds) == 1 else f"{values} (seeds {', '.join(map(str, result.seeds))})"
 
 
+def interval_text(result: Any) -> str:
+    """The 95% interval of the seeds' mean: '[1.9, 2.4]', or '' where the rule had none."""
+    if result.interval is None or len(result.ours) < 2:
+        return ""
+    return f"[{number(result.interval[0])}, {number(result.interval[1])}]"
+
+
+def verdict_text(result: Any) -> str:
+    """The verdict and how many seeds decided it (or failed to): 'reproduced, 3 seeds'."""
+    n = len(result.seeds)
+    if not result.rule.get("varies_by_seed", True):
+        return f"{result.verdict}, one computation"
+    return f"{result.verdict}, {n} seed{'s' if n != 1 else ''}"
+
+
 def paper_text(result: Any) -> str:
     """The paper's value, or what ours was graded against where the paper plotted nothing."""
     return number(result.paper) if result.paper is not None else f"— (graded against {result.reference})"
@@ -74,11 +89,15 @@ def claims_html(results: Sequence[Any], link_prefix: str | None = None) -> str:
         bears = html.escape(r.paper_vs_text or "—")
         if r.paper_vs_text.startswith("no"):
             bears = f"<b>{bears}</b>"
+        interval = interval_text(r)
+        interval = f"<br><small>mean: {html.escape(interval)}</small>" if interval else ""
+        why = f"<br><small>{html.escape(r.why)}</small>" if r.why else ""
         rows.append(
             f"<tr><td>{html.escape(r.claim)}<br><small><code>{html.escape(r.id)}</code>: "
             f"{html.escape(r.statistic)}</small></td><td>{html.escape(r.figure)}</td>"
-            f"<td>{html.escape(ours_text(r))}</td><td>{html.escape(paper_text(r))}</td>"
-            f'<td style="background:{_COLOURS[r.verdict]}"><b>{html.escape(r.verdict)}</b></td>'
+            f"<td>{html.escape(ours_text(r))}{interval}</td><td>{html.escape(paper_text(r))}</td>"
+            f'<td style="background:{_COLOURS[r.verdict]}"><b>{html.escape(r.verdict)}</b>'
+            f"<br><small>{html.escape(verdict_text(r).split(', ', 1)[1])}</small>{why}</td>"
             f"<td>{bears}</td>{chapter}</tr>")
     return (f'<div style="overflow-x:auto"><table class="bnlib-claims" style="font-size:0.85em;width:100%">'
             f'{head}{"".join(rows)}</table></div>')
@@ -87,7 +106,7 @@ def claims_html(results: Sequence[Any], link_prefix: str | None = None) -> str:
 def claims_text(results: Sequence[Any]) -> str:
     """The claims as a plain-text table (the command line)."""
     cols = [("id", lambda r: r.id), ("figure", lambda r: r.figure), ("ours", ours_text),
-            ("paper", lambda r: number(r.paper)), ("verdict", lambda r: r.verdict),
+            ("mean", interval_text), ("paper", lambda r: number(r.paper)), ("verdict", verdict_text),
             ("paper bears out text", lambda r: r.paper_vs_text or "-")]
     table = [[name for name, _ in cols]] + [[f(r) for _, f in cols] for r in results]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
@@ -109,16 +128,39 @@ def _markdown_inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
+def stability_text(check: dict[str, Any] | None, rec: dict[str, Any] | None) -> str:
+    """The scoreboard's second sentence: how many verdicts are stable (bnlib.stability.check), on whose record."""
+    if not rec or check is None:
+        return ("No stability record exists for this profile and dataset: no verdict here has been checked on other "
+                "seeds or under another rounding.")
+    counts = ", ".join(f"{n} {v}" for v, n in check["stable"].items())
+    moved = (f" {len(check['moved'])} moved (on other seeds, under another rounding, or on this build against the "
+             f"record): {', '.join(check['moved'])}." if check["moved"] else "")
+    unmeasured = (f" {len(check['unmeasured'])} were not re-measured (their runs cost too long to train three "
+                  f"times)." if check["unmeasured"] else "")
+    return (f"<b>Stable verdicts</b> (the same on seeds {', '.join(map(str, _other_seeds(rec)))}, under another "
+            f"thread count, and in this build; measured on {html.escape(rec['machine'])}, {rec['date']}, "
+            f"commit {html.escape(rec['commit'])}): {counts}.{moved}{unmeasured}")
+
+
+def _other_seeds(rec: dict[str, Any]) -> list[int]:
+    rows = rec["conditions"].get("other seeds", {}).get("claims", [])
+    return rows[0]["seeds"] if rows else []
+
+
 def scoreboard_html(results: Sequence[Any], profile: Profile, dataset: str, seeds: Sequence[int],
-                    link_prefix: str = "chapters/", made_on: Sequence[str] = ()) -> str:
-    """The landing page's scoreboard: the verdict tally, every claim's row, and the setup."""
+                    link_prefix: str = "chapters/", made_on: Sequence[str] = (),
+                    stability: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None)) -> tuple[str, str]:
+    """The landing page's scoreboard, as (the summary above the picture, the table and setup below it): the verdict
+    tally, the stable verdicts (`stability`: bnlib.stability.check's result and the record), every claim's row."""
     counts = ", ".join(f"{n} {v}" for v, n in claims.tally(results).items())
     against = sum(r.paper_vs_text.startswith("no") for r in results)
-    return "\n".join([
+    head = "\n".join([
         f"<p><b>{len(results)} claims checked:</b> {html.escape(counts)}. "
         f"On {against} of them the paper's own plotted data does not bear out its text.</p>",
-        claims_html(results, link_prefix),
-        f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds, made_on))}</p>"])
+        f"<p>{stability_text(*stability)}</p>"])
+    return head, "\n".join([claims_html(results, link_prefix),
+                            f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds, made_on))}</p>"])
 
 
 def claims_markdown(results: Sequence[Any]) -> Any:
@@ -131,8 +173,10 @@ def claims_markdown(results: Sequence[Any]) -> Any:
             f"the paper plotted nothing for it (graded against {r.reference})"
         bears = f" The paper's own figure does not bear out its text ({r.paper_vs_text[4:]})." \
             if r.paper_vs_text.startswith("no") else ""
-        lines.append(f"- **{r.claim}** ({r.figure}). {r.statistic}: ours **{ours_text(r)}**, {theirs}: "
-                     f"*{r.verdict}*.{bears}")
+        interval = f", seed mean in {interval_text(r)} (95%)" if interval_text(r) else ""
+        why = f" ({r.why})" if r.why else ""
+        lines.append(f"- **{r.claim}** ({r.figure}). {r.statistic}: ours **{ours_text(r)}**{interval}, {theirs}: "
+                     f"*{r.verdict}*{why}.{bears}")
     return Markdown("\n".join(lines))
 
 
@@ -195,3 +239,22 @@ def seeds_table(runs: Mapping[int, Mapping[Any, Any]], measure: Callable[[Any], 
                 names: Mapping[Any, str], fmt: str = "{:.3g}") -> Any:
     """Display `seed_rows` as a table, under the line that says how to read it."""
     return table(seed_rows(runs, measure, names, fmt), caption=seeds_caption(list(runs)))
+
+
+def stability_report(rec: dict[str, Any] | None, profile: str, dataset: str) -> Any:
+    """The appendix's stability table (bnlib.stability) with what was measured, where, and what it cost."""
+    from IPython.display import Markdown
+
+    if rec is None:
+        return Markdown(f"No stability record exists for profile `{profile}` on {dataset}: these verdicts have not "
+                        f"been checked on other seeds or under another rounding (`python -m tools.stability "
+                        f"--profile {profile}` measures it).")
+    how = "\n".join(f"- **{name}**: {c['how']} ({rec['seconds'][name]:,} s)" for name, c in rec["conditions"].items())
+    same, total = rec.get("rounding_runs_bitwise_equal", (None, None))
+    moved = "" if same is None else (f"\n\nOf the {total} runs trained again under the other rounding, {same} repeat "
+                                     f"the book's step losses bit for bit (0 means every one took another path).")
+    rows = stability.report_rows(rec)
+    return Markdown(f"Measured on **{rec['machine']}** ({rec['cores']} cores), {rec['date']}, "
+                    f"commit `{rec['commit']}`, profile `{rec['profile']}` on {rec['dataset']}, "
+                    f"claim groups {', '.join(rec['groups'])}:\n\n"
+                    f"{how}{moved}\n\n{markdown_table(rows)}")

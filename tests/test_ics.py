@@ -214,9 +214,9 @@ def test_vgg_claim_is_graded_against_the_papers_figure(bn_l2, expected):
     from bnlib.claims import ics as ics_claims
 
     runs = _fake_runs({("none", 0.1): (1.0, 0.9), ("batch", 0.1): (bn_l2, 0.5)}, (5, 10))
-    (result,) = ics_claims.vgg_claims({0: runs}, lrs=(0.1,))
+    (result,) = ics_claims.vgg_claims({0: runs, 1: runs}, lrs=(0.1,))
     assert result.paper == pytest.approx(1.106, abs=0.01) and result.paper_vs_text == "yes"
-    assert result.ours == [pytest.approx(bn_l2, nan_ok=True)] and result.verdict == expected
+    assert result.ours == [pytest.approx(bn_l2, nan_ok=True)] * 2 and result.verdict == expected
 
 
 @pytest.mark.parametrize("bn_cos,expected", [(-0.3, "reproduced"), (0.9, "not reproduced")])
@@ -225,7 +225,7 @@ def test_dln_claim_verdicts(bn_cos, expected):
     from bnlib.claims import ics as ics_claims
 
     runs = _fake_runs({("none", 1e-7): (1.0, 1.0), ("batch", 1e-7): (5.0, bn_cos)}, (9, 17))
-    (result,) = ics_claims.dln_claims({0: runs}, lrs=(1e-7,))
+    (result,) = ics_claims.dln_claims({0: runs, 1: runs}, lrs=(1e-7,))
     assert result.paper == pytest.approx(1.1, abs=0.05) and result.verdict == expected
 
 

@@ -15,7 +15,7 @@ from bnlib.profiles import resolve
 
 def _results():
     rule = Rule(null=1, margin=1.25, scale="log", factor=3.0)
-    graded = [claim("t-1", "Fig. 4c", "b <claim>", "Standard / BN", {0: 1.0}, 1.01, rule),
+    graded = [claim("t-1", "Fig. 4c", "b <claim>", "Standard / BN", {0: 1.0, 1: 1.02}, 1.01, rule),
               claim("t-2", "Sec. 2", "a claim", "share", {0: float("nan")}, None, rule, text_value=2.0),
               claim("t-3", "Fig. 4a", "c claim", "Standard / BN", {0: 9.0, 1: 0.5}, 8.4, rule)]
     return [dataclasses.replace(r, chapter=c) for r, c in zip(graded, ("04_test", "02_test", "04_test"), strict=True)]
@@ -34,12 +34,12 @@ def test_claims_carry_paper_value_seeds_and_the_papers_own_verdict_on_its_text()
 def test_scoreboard_html_links_each_claim_to_its_chapter_and_names_the_setup(monkeypatch):
     monkeypatch.setattr(report, "setup_summary",
                         lambda p, d, s, made_on: f"**How.** Profile `{p.name}` on **{d}** at {s}, device: CPU")
-    page = report.scoreboard_html(_results(), resolve("smoke"), "synthetic", (0, 1))
+    page = "".join(report.scoreboard_html(_results(), resolve("smoke"), "synthetic", (0, 1)))
     assert page.count('href="chapters/04_test.html"') == 2
     assert "b &lt;claim&gt;" in page and "<b>3 claims checked:</b>" in page
     assert "1 reproduced, 0 partly, 0 not reproduced, 2 inconclusive" in page
     assert "On 1 of them the paper's own plotted data does not bear out its text" in page
-    assert "9, 0.5 (seeds 0, 1)" in page
+    assert "9, 0.5 (seeds 0, 1)" in page and "1, 1.02 (seeds 0, 1)" in page
     assert "Profile <code>smoke</code> on <b>synthetic</b> at (0, 1), device: CPU" in page
 
 
