@@ -170,13 +170,26 @@ def loss_curve(history: Mapping[str, Any]) -> Curve:
     return Curve(np.arange(len(loss), dtype=float), loss)
 
 
-def landscape_curves(history: Mapping[str, Any]) -> dict[str, Curve]:
-    """The paper's three landscape measures over training: loss range, gradient-change range, beta."""
+# A loss range below this many fp32 rounding steps of the loss itself is rounding, not landscape: the Standard deep
+# linear network at LR 1e-6 stalls near a loss of 2e4 by mid training, and its ranges there read 2-5 units in the
+# last place (2**-9 at that loss), which made its Standard / BN ratios swing by orders of magnitude between seeds.
+RESOLVED_ULPS = 64
+FP32_EPS = 2.0 ** -23
+
+
+def landscape_curves(history: Mapping[str, Any], resolved: bool = False) -> dict[str, Curve]:
+    """The paper's three landscape measures over training: loss range, gradient-change range, beta. `resolved`:
+    a loss range under RESOLVED_ULPS rounding steps of the loss it is measured at reads 0 (unresolved: below what
+    fp32 losses can show), so a phase that is mostly unresolved has a median of 0, which the claims refuse."""
     from bnlib.probes.landscape import landscape_series
 
     s = landscape_series(history)
     steps = np.asarray(s["steps"], float)
-    return {"loss_range": Curve(steps, s["loss_max"] - s["loss_min"]),
+    loss_range = np.asarray(s["loss_max"] - s["loss_min"], float)
+    if resolved:
+        floor = RESOLVED_ULPS * FP32_EPS * np.abs(np.asarray(s["loss_max"], float))
+        loss_range = np.where(loss_range < floor, 0.0, loss_range)
+    return {"loss_range": Curve(steps, loss_range),
             "gdiff_range": Curve(steps, s["gdiff_max"] - s["gdiff_min"]),
             "gdiff_max": Curve(steps, s["gdiff_max"]), "beta_eff": Curve(steps, s["beta_eff"])}
 

@@ -262,3 +262,24 @@ def test_claims_and_table_read_every_seed():
     assert {r.id: r for r in claims.vgg_claims(wide)}["fig4a-vgg-loss-range-mid"].verdict == "inconclusive"
     disagree = {**agree, 1: {"Standard": _seeded_history(0.5, 1), "+BN": _seeded_history(1.0, 1)}}
     assert {r.id: r for r in claims.vgg_claims(disagree)}["fig4a-vgg-loss-range-mid"].verdict == "inconclusive"
+
+
+def test_a_loss_range_below_fp32_resolution_is_not_graded():
+    """A network stalled near a loss of 1e4 shows loss ranges of a few units in the last place: rounding, not
+    landscape. The claims read them as unresolved (0), and a phase that is mostly unresolved gives no ratio."""
+    from bnlib.claims import landscape as claims
+
+    def stalled(loss: float, spread: float) -> dict:
+        h = _fake_history(1.0)
+        for r in h["probes"]["landscape"]:
+            r.update(loss_min=loss, loss_max=loss + spread)
+        return h
+
+    ulp = 2.0 ** -23 * 1e4
+    both = {s: {"Standard": stalled(1e4, 4 * ulp), "+BN": stalled(1e4, 100.0)} for s in (0, 1)}
+    loss = {r.id: r for r in claims.dln_claims(both)}["fig10a-dln-loss-range-mid"]
+    assert all(v != v for v in loss.ours) and loss.verdict == "inconclusive" and "fp32" in loss.why
+    resolved = {s: {"Standard": stalled(1e4, 1000 * ulp), "+BN": stalled(1e4, 100.0)} for s in (0, 1)}
+    ratio = {r.id: r for r in claims.dln_claims(resolved)}["fig10a-dln-loss-range-mid"].ours
+    assert ratio == [pytest.approx(1000 * ulp / 100.0)] * 2
+    assert st.landscape_curves(both[0]["Standard"])["loss_range"].values[0] == pytest.approx(4 * ulp)  # plots: as is

@@ -131,7 +131,9 @@ def decide(ours: Sequence[float], paper: float | None, rule: Rule, text_value: f
     the rule's statistic does not vary by seed (one computation over many draws)."""
     values = [float(v) for v in ours]
     if not values or not all(math.isfinite(v) for v in values):
-        return Graded("inconclusive", None, "a seed's value is missing (the runs cannot give it)")
+        return Graded("inconclusive", None, "a seed's value is missing: its runs cannot give it (too few measurements "
+                                            "in the phase, a network that did not learn, or a loss range below what "
+                                            "fp32 losses resolve)")
     offsets = [rule.offset(v) for v in values]
     if not all(math.isfinite(o) for o in offsets):
         return Graded("inconclusive", None, "a seed's value is outside the scale (not positive on a log scale)")

@@ -29,8 +29,10 @@ ORDERS = Rule(null=1, margin=3.0, scale="log", factor=3.0)  # "up to two orders 
 
 
 def median_ratio(std: Curve, bn: Curve, total: int, phase: str, start: float = 0.0) -> float:
-    """Standard / BN of the medians over the phase (from step `start` on)."""
-    return st.ratio(st.over(std, total, phase, start=start), st.over(bn, total, phase, start=start))
+    """Standard / BN of the medians over the phase (from step `start` on); NaN where either median is 0 (the
+    phase mostly below fp32's resolution: `stats.landscape_curves(resolved=True)`)."""
+    a, b = st.over(std, total, phase, start=start), st.over(bn, total, phase, start=start)
+    return st.ratio(a, b) if a > 0 else float("nan")
 
 
 def training_start(history: Mapping[str, Any] | None) -> float:
@@ -59,7 +61,7 @@ def paper_curve(model: str, panel: str, series: str) -> Curve:
 def _claims(runs: Mapping[int, Mapping[str, Any]], model: str, phases: Sequence[str]) -> list[ClaimResult]:
     fig, total = ("Fig. 4", paper.TOTAL_STEPS["vgg"]) if model == "vgg" else ("Fig. 10", paper.TOTAL_STEPS["dln"])
     what = "VGG" if model == "vgg" else "DLN"
-    curves = {seed: {name: st.landscape_curves(h) for name, h in r.items()} for seed, r in runs.items()}
+    curves = {seed: {name: st.landscape_curves(h, resolved=True) for name, h in r.items()} for seed, r in runs.items()}
     out = []
     vgg = model == "vgg"  # the DLN has no plateau to leave (and no accuracy): its phases are bare fractions
     starts = {seed: training_start(r["Standard"]) if vgg else 0.0 for seed, r in runs.items()}
