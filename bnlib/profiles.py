@@ -38,6 +38,9 @@ class Profile:
     widget_steps: int
     # every canonical run is trained once per seed; figures show their mean and spread, verdicts use all
     seeds: tuple[int, ...] = (0,)
+    # more seeds for the claim groups the verdict rule cannot decide at `seeds` and that are cheap enough to train
+    # again (bnlib.book.ClaimGroup.more): graded on seeds + more_seeds; empty for none
+    more_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -48,6 +51,13 @@ class Profile:
                 continue
             if field.name == "seeds":
                 checks.check_seeds("profile field 'seeds'", value)
+                continue
+            if field.name == "more_seeds":
+                if value != ():
+                    checks.check_seeds("profile field 'more_seeds'", value)
+                if set(value) & set(self.seeds):
+                    raise BadParameter(f"profile field 'more_seeds' {value!r} must not repeat a seed of 'seeds' "
+                                       f"{self.seeds!r}")
                 continue
             label = f"profile field {field.name!r}"
             if field.name == "vgg_width":
@@ -80,7 +90,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu", vgg_width=1 / 8, vgg_steps=1800, batch_size=128, n_train=None, n_test=1000,
         eval_every=75, probe_every=75, dln_steps=10_000, dln_points=1000, dln_probe_every=250,
-        widget_steps=150, seeds=(0, 1, 2),
+        widget_steps=150, seeds=(0, 1, 2), more_seeds=(3, 4, 5),
     ),
     # one Colab-class GPU (a T4): full width over the first 3,000 steps, where Figures 1-4's differences show
     "gpu": Profile(

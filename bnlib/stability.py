@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from bnlib import data as bdata
 from bnlib.claims import VERDICTS, ClaimResult, regrade
 
 CONDITIONS = ("book", "other seeds", "rounding")
 
 
 def record(profile: str, dataset: str) -> dict[str, Any] | None:
-    """The stored record for a profile and dataset, or None where none was measured."""
-    path = resources.files("bnlib") / "measured" / f"stability-{profile}-{dataset}.json"
+    """The stored record for a profile and dataset (`auto` resolved as the runs resolve it), or None where none
+    was measured."""
+    path = resources.files("bnlib") / "measured" / f"stability-{profile}-{bdata.resolve_name(dataset)}.json"
     if not path.is_file():
         return None
     return json.loads(path.read_text())

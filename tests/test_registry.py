@@ -45,3 +45,19 @@ def test_the_book_plan_is_the_union_of_the_chapters_plans_once_each():
     assert list(plans) == ["01", "02", "03", "04", "05"]  # the chapters that train canonical runs
     every = [run for planned in plans.values() for run in planned]
     assert len(book.book_plan(setup)) == len({(repr(c), tuple(p.name for p in ps)) for c, ps in every}) < len(every)
+
+
+def test_claim_groups_take_more_seeds_only_at_the_books_own_seeds():
+    """At profile cpu the groups marked `more` are graded on seeds 0-5, and the book plans their runs; a reader who
+    picks other seeds gets exactly those; a group not marked stays at three."""
+    cpu = book.common("cpu", "synthetic")
+    landscape = book.CLAIM_GROUPS["landscape-dln"]
+    assert landscape.more and landscape.seeds(cpu) == (0, 1, 2, 3, 4, 5)
+    assert landscape.seeds(book.common("cpu", "synthetic", (0, 1))) == (0, 1)
+    assert book.CLAIM_GROUPS["fig2"].seeds(cpu) == (0, 1, 2)
+    seeds_planned = {config.seed for config, _ in landscape.plan(cpu)}
+    assert seeds_planned == set(range(6))
+    keys = {(repr(c), tuple(p.name for p in ps)) for c, ps in book.book_plan(cpu)}
+    assert all((repr(c), tuple(p.name for p in ps)) in keys for c, ps in landscape.plan(cpu))
+    with pytest.raises(BadParameter, match="more_seeds"):
+        PROFILES["cpu"].replace(more_seeds=(2, 3))

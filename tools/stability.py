@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from bnlib import book, runs
+from bnlib import data as bdata
 from bnlib.claims import Rule, regrade
 from bnlib.execution import device_name
 
@@ -65,11 +66,11 @@ def _close(ours: float, reference: float, rule: Rule) -> bool:
 
 def _grade(setup: book.Setup, groups: Sequence[str]) -> list[dict[str, Any]]:
     """The groups' runs trained where missing (all cores, resumable), then their claims graded."""
-    planned = runs.unique(run for g in groups for run in book.CLAIM_GROUPS[g].plan(setup))
+    planned = _planned(setup, groups)
     runs.train_all(planned)
     out = []
     for g in groups:
-        for result in book.CLAIM_GROUPS[g].grade(setup):
+        for result in book.CLAIM_GROUPS[g].grade_on(setup):  # at exactly these seeds
             row = result.as_dict()
             row["group"] = g
             row["old_rule"] = unanimous(result.ours, result.paper, Rule(**result.rule), result.text_value)
@@ -77,9 +78,14 @@ def _grade(setup: book.Setup, groups: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _planned(setup: book.Setup, groups: Sequence[str]) -> list[Any]:
+    """The groups' runs at exactly the setup's seeds."""
+    return runs.unique(run for g in groups for seed in setup.seeds for run in book.CLAIM_GROUPS[g].runs(setup, seed))
+
+
 def _same_steps(setup: book.Setup, groups: Sequence[str], other_cache: Path) -> tuple[int, int]:
     """How many of the rounding condition's runs repeat the book's step losses bitwise (0 of n: every run moved)."""
-    planned = runs.unique(run for g in groups for run in book.CLAIM_GROUPS[g].plan(setup))
+    planned = _planned(setup, groups)
     same = 0
     for config, probes in planned:
         a, b = runs.cached(config, probes), runs.cached(config, probes, cache=other_cache)
@@ -105,7 +111,8 @@ def measure(profile: str, dataset: str, groups: Sequence[str], other_seeds: Sequ
     if set(other_seeds) & set(setup.seeds):
         raise SystemExit(f"--other-seeds {list(other_seeds)} must be disjoint from the book's {list(setup.seeds)}")
     record: dict[str, Any] = {
-        "profile": setup.profile.name, "dataset": setup.dataset, "groups": list(groups), "commit": _commit(),
+        "profile": setup.profile.name, "dataset": bdata.resolve_name(setup.dataset), "groups": list(groups),
+        "commit": _commit(),
         "date": datetime.date.today().isoformat(), "machine": device_name(torch.device("cpu")),
         "cores": os.cpu_count(), "conditions": {}, "seconds": {}}
     conditions = {
@@ -162,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", nargs="+", default=list(book.CLAIM_GROUPS), choices=list(book.CLAIM_GROUPS))
     parser.add_argument("--other-seeds", nargs="+", type=int, default=[3, 4, 5])
     parser.add_argument("--rounding-cache", type=Path, default=runs.cache_dir().parent / "bnlib-rounding")
-    parser.add_argument("--write", type=Path, help="store the record here (JSON)")
+    parser.add_argument("--write", type=Path, help="store the record here (JSON; the book reads "
+                        "bnlib/measured/stability-PROFILE-DATASET.json)")
     parser.add_argument("--summary", type=Path, help="print the old and new verdicts of a stored record")
     args = parser.parse_args(argv)
     if args.summary:
