@@ -211,12 +211,13 @@ def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module, meter: 
 
 def assumed_cost(config: RunConfig, probes: Iterable[Probe], flops_per_s: float, op_s: float, batch: int = 8,
                  test_images: int = 10_000) -> Cost:
-    """The cost on a device that is not here, counted on the CPU with `Assumed`. The VGG is counted on
+    """The cost on a device that is not here, counted on the CPU with `Assumed`; a deep linear network, which trains
+    on the CPU even where a GPU is (bnlib.train.run_device), is timed on this CPU instead. The VGG is counted on
     `batch` images of the synthetic set (1 input channel; CIFAR-10's 3 add ~1% of the FLOPs) and scaled
     to the run's batch, since its FLOPs are linear in the batch; its evaluation covers 2 x n_test images
     (`test_images` when n_test is None: CIFAR-10's test split)."""
-    if config.model == "dln":  # counted on the CPU, as a GPU runs it: through autograd (bnlib.dln_step is CPU-only)
-        return measure(config, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s), written_out=False)
+    if config.model == "dln":  # it trains on the CPU beside a GPU (train.run_device): its written-out step, timed here
+        return measure(config, probes, device="cpu")
     small = config.replace(batch_size=min(batch, config.batch_size), n_train=None, n_test=batch, dataset="synthetic")
     scale = config.batch_size / small.batch_size
     cost = measure(small, probes, steps=1, device="cpu", meter=Assumed(flops_per_s, op_s, scale))

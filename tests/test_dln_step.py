@@ -130,9 +130,10 @@ def test_packing_keeps_the_models_tensors():
     assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters())
 
 
-def test_the_plan_times_the_step_train_runs_and_a_gpu_estimate_counts_the_autograd_one():
-    """bnlib.plan measures the written-out step (what train() runs on the CPU); its GPU estimate counts the
-    autograd step's operations, since a GPU run trains through autograd. Operation counts, not times: exact."""
+def test_the_plan_times_the_step_train_runs_and_a_gpu_estimate_times_it_on_the_cpu(monkeypatch):
+    """bnlib.plan measures the written-out step (what train() runs on the CPU); a GPU estimate does the same for the
+    DLN, which trains on the CPU beside the GPU: no counted autograd step, no GPU throughput. Operation counts,
+    not times: exact."""
     config = _config("none")
 
     def ops(work) -> float:
@@ -141,4 +142,14 @@ def test_the_plan_times_the_step_train_runs_and_a_gpu_estimate_counts_the_autogr
     written_out = plan.measure(config, steps=1, device="cpu", meter=ops)
     autograd = plan.measure(config, steps=1, device="cpu", meter=ops, written_out=False)
     assert 0 < written_out.step_s < autograd.step_s
-    assert plan.assumed_cost(config, [], flops_per_s=1e30, op_s=1.0).step_s == autograd.step_s
+    monkeypatch.setattr(plan, "timer", ops)  # measure's default meter, read at call time
+    seen = {}
+    real = plan.measure
+
+    def spy(config, probes=(), **kwargs):
+        seen.update(kwargs)
+        return real(config, probes, steps=1, device=kwargs.get("device"), meter=ops)
+
+    monkeypatch.setattr(plan, "measure", spy)
+    estimate = plan.assumed_cost(config, [], flops_per_s=1e30, op_s=1.0)
+    assert seen == {"device": "cpu"} and estimate.step_s == written_out.step_s
