@@ -15,6 +15,7 @@ table. The cost meter only: which runs each chapter plans is the chapter registr
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -277,10 +278,24 @@ def smaller(profile: Profile) -> str:
                        for n in names)
 
 
+def runtime_note(plan: Plan, profile: Profile) -> str:
+    """What this runtime has, said before anything trains: the GPU's name and memory; without one, that the profile
+    trains on the CPU, for how long, and how to get a GPU (on Colab: its menu)."""
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB of memory."
+    todo = plan.runs - plan.cached
+    cost = f"its {todo} runs to train take about {duration(plan.seconds)}" if todo else "nothing to train"
+    where = ("On Colab, Runtime > Change runtime type > a GPU (e.g. T4), then run the notebook again from the top"
+             if "google.colab" in sys.modules else "On a machine with a CUDA GPU")
+    return (f"No GPU here: profile {profile.name!r} trains on the CPU ({cost}). {where}, the chapters run the "
+            f"full-width 'gpu' profile instead.")
+
+
 def text(plan: Plan, profile: Profile, knobs: str = "") -> str:
-    """The plan as the chapter prints it."""
-    head = (f"Plan on this machine ({plan.device}, profile {profile.name!r}): {plan.runs} runs, "
-            f"{plan.cached} already in the run cache.")
+    """The plan as the chapter prints it, after what the runtime has (`runtime_note`)."""
+    head = (f"{runtime_note(plan, profile)}\nPlan on this machine ({plan.device}, profile {profile.name!r}): "
+            f"{plan.runs} runs, {plan.cached} already in the run cache.")
     if plan.cached == plan.runs:
         return head + " Nothing to train: every figure comes from the cache (~0 s)."
     lines = [head, f"Estimated time for the {plan.runs - plan.cached} to train: about {duration(plan.seconds)} "

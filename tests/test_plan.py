@@ -163,3 +163,23 @@ def test_spent_says_where_the_training_time_went_chapter_by_chapter(cache):
     listed = sum(int(line.split(": ")[1].split()[0]) for line in chapters)
     assert listed == len(book.book_plan(setup))  # every run once
     assert text.count("not cached") == listed - 1
+
+
+def test_before_training_the_plan_says_what_the_runtime_has(monkeypatch):
+    """Without CUDA: the profile trains on the CPU, for how long, and how to get a GPU (Colab's menu on Colab); with
+    CUDA: the GPU's name and memory."""
+    import sys
+    import types
+
+    got = plan.Plan(runs=5, cached=2, seconds=600.0, device="CPU", measured=())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    here = plan.text(got, SMOKE).splitlines()[0]
+    assert here.startswith("No GPU here: profile 'smoke' trains on the CPU (its 3 runs to train take about 10 min)")
+    assert "CUDA GPU" in here and "Runtime" not in here
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert "Runtime > Change runtime type" in plan.text(got, SMOKE).splitlines()[0]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(name="Tesla T4", total_memory=15 * 2**30))
+    assert plan.text(got, SMOKE).splitlines()[0] == "GPU: Tesla T4, 15 GiB of memory."
