@@ -136,11 +136,13 @@ def stability_text(check: dict[str, Any] | None, rec: dict[str, Any] | None) -> 
     counts = ", ".join(f"{n} {v}" for v, n in check["stable"].items())
     moved = (f" {len(check['moved'])} moved (on other seeds, under another rounding, or on this build against the "
              f"record): {', '.join(check['moved'])}." if check["moved"] else "")
+    more = (f" {len(check['more seeds'])} reach another verdict on more seeds here than on three, not yet checked "
+            f"under a perturbation: {', '.join(check['more seeds'])}." if check["more seeds"] else "")
     unmeasured = (f" {len(check['unmeasured'])} were not re-measured (their runs cost too long to train three "
                   f"times)." if check["unmeasured"] else "")
     return (f"<b>Stable verdicts</b> (the same on seeds {', '.join(map(str, _other_seeds(rec)))}, under another "
             f"thread count, and in this build; measured on {html.escape(rec['machine'])}, {rec['date']}, "
-            f"commit {html.escape(rec['commit'])}): {counts}.{moved}{unmeasured}")
+            f"commit {html.escape(rec['commit'])}): {counts}.{moved}{more}{unmeasured}")
 
 
 def _other_seeds(rec: dict[str, Any]) -> list[int]:

@@ -48,19 +48,24 @@ def stable_verdicts(rec: dict[str, Any]) -> dict[str, str | None]:
 
 
 def check(results: Sequence[ClaimResult], rec: dict[str, Any] | None) -> dict[str, Any]:
-    """This build's verdicts against the record: which count as stable (the record found them stable and this
-    build gives the same verdict), which moved (in the record, or here against it), which were not re-measured."""
+    """This build's verdicts against the record. *Stable*: the record's conditions agree and this build gives their
+    verdict. *Moved*: they disagree, or this build gives another verdict on as many seeds. *More seeds*: this build
+    graded the claim on more seeds than the record's conditions (`ClaimGroup.more`) and reached another verdict than
+    their common one, which no perturbation has checked yet. *Unmeasured*: not in the record."""
     stable = stable_verdicts(rec) if rec else {}
+    per_condition = {cid: len(next(iter(by.values())).seeds) for cid, by in regraded(rec).items()} if rec else {}
     counted = {v: 0 for v in VERDICTS}
-    moved, unmeasured = [], []
+    moved, more, unmeasured = [], [], []
     for r in results:
         if r.id not in stable:
             unmeasured.append(r.id)
-        elif stable[r.id] is None or stable[r.id] != r.verdict:
-            moved.append(r.id)
-        else:
+        elif stable[r.id] == r.verdict:
             counted[r.verdict] += 1
-    return {"stable": counted, "moved": moved, "unmeasured": unmeasured}
+        elif stable[r.id] is not None and len(r.seeds) > per_condition[r.id]:
+            more.append(r.id)
+        else:
+            moved.append(r.id)
+    return {"stable": counted, "moved": moved, "more seeds": more, "unmeasured": unmeasured}
 
 
 def report_rows(rec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -45,6 +45,8 @@ def test_this_builds_verdicts_count_as_stable_only_where_they_agree_with_the_rec
     elsewhere = [claim("far", "Fig. 4a", "c", "s", {0: 40.0, 1: 41.0, 2: 39.0}, 8.0, RULE)]  # another machine: partly
     assert stability.check(elsewhere, rec)["moved"] == ["far"]
     assert stability.check(here, None)["unmeasured"] == ["far", "near", "new"]
+    six = [claim("far", "Fig. 4a", "c", "s", {s: v for s, v in enumerate((40.0, 41, 39, 40, 42, 38))}, 8.0, RULE)]
+    assert stability.check(six, rec)["more seeds"] == ["far"]  # another verdict on six seeds: not a perturbation
 
 
 def test_the_stored_record_when_present_covers_claims_the_book_grades():
