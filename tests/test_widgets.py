@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from html.parser import HTMLParser
 
 import matplotlib.pyplot as plt
@@ -55,3 +56,39 @@ def test_live_widgets_only_at_a_live_front_end(monkeypatch):
     assert widgets.in_kernel_with_widgets() is True
     monkeypatch.setenv("BNLIB_STATIC_ONLY", "1")
     assert widgets.in_kernel_with_widgets() is False
+
+
+LIVE_ON_OLDEST = """
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import ipywidgets
+from bnlib import widgets
+calls = []
+def redraw(v):
+    calls.append(v)
+    fig, ax = plt.subplots()
+    ax.plot([0, v])
+    return fig
+box = widgets.live_control("lr", [0.1, 0.5, 1.0], redraw, start=1)
+slider, out = box.children
+slider.value = 1.0
+print(ipywidgets.__version__, type(box).__name__, calls)
+"""
+
+
+def test_the_live_controls_run_on_the_oldest_ipywidgets_the_range_allows(tmp_path):
+    """pyproject allows ipywidgets 7.6 (Colab ships 7.x): install 7.6.5 into a throwaway folder (from the package
+    registry) and drive a live control with it, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "old"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                          "ipywidgets==7.6.5", "ipython_genutils"], capture_output=True, text=True, timeout=240)
+    if pip.returncode != 0:
+        pytest.skip(f"could not install ipywidgets 7.6.5 from the package registry: {pip.stderr[-300:]}")
+    ran = subprocess.run([sys.executable, "-c", LIVE_ON_OLDEST], capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "PYTHONPATH": str(target)})
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip().splitlines()[-1] == "7.6.5 VBox [0.5, 1.0]"
