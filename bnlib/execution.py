@@ -55,8 +55,8 @@ def exact_numerics(device: torch.device | None = None) -> Iterator[None]:
     Why: on CUDA, cuDNN's convolutions default to TF32 (a 10-bit mantissa) on Ampere and later GPUs, while the
     probes measure small differences of losses and gradients, and cuDNN may otherwise pick non-deterministic or
     autotuned algorithms, so a rerun or a resumed run would not repeat itself. CPU kernels ignore these settings,
-and deterministic algorithms stay off there (they would fill every new tensor with NaN first, for nothing): on the
-CPU nothing changes (the runs' golden hashes are the same with and without)."""
+    and deterministic algorithms stay off there (they would fill every new tensor with NaN first, for nothing): on
+    the CPU nothing changes (the runs' golden hashes are the same with and without)."""
     settings = _numerics()
     saved = [(owner, name, getattr(owner, name)) for _, owner, name, _ in settings]
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
