@@ -27,7 +27,8 @@ def scoreboard_figure(results: Sequence[ClaimResult]) -> Figure:
     """One row per claim, each on its own axis (offsets from the claim's null, the claim's direction to the right):
     the no-difference band (grey, the rule's margin), the paper's value (black diamond) with the band within the
     rule's factor of it (blue), our seeds (dots) and the 95% interval of their mean (bar), coloured by verdict."""
-    fig, axes = plt.subplots(len(results), 1, figsize=(7.2, 0.5 * len(results) + 1.2), squeeze=False)
+    # 5.8 in wide: the page shows it at about its own size, so 11-12 pt text reads as large as the body text
+    fig, axes = plt.subplots(len(results), 1, figsize=(5.8, 0.62 * len(results) + 1.4), squeeze=False)
     for ax, r in zip(axes[:, 0], results, strict=True):
         rule = Rule(**{**r.rule, "text": tuple(r.rule["text"])})
         seeds, interval, reference = _offsets(r, rule)
@@ -50,17 +51,17 @@ def scoreboard_figure(results: Sequence[ClaimResult]) -> Figure:
                         color=colour, capsize=4, lw=2, zorder=3)
         ax.plot(seeds, [0] * len(seeds), "o", color=colour, ms=5, alpha=0.8, zorder=5, mec="white", mew=0.6)
         ax.set_yticks([])
-        ax.tick_params(axis="x", labelsize=9, length=2, pad=1)
+        ax.tick_params(axis="x", labelsize=11, length=2, pad=1)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_ylim(-1, 1)
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
-        unit = "log10 ratio" if rule.scale == "log" else "difference"
-        ax.set_title(f"{r.figure}: {r.id}", fontsize=10, loc="left", pad=2)
+        ax.set_title(r.id + (" (log)" if rule.scale == "log" else ""), fontsize=12, loc="left", pad=2)
         n = len(r.seeds)
-        decided_by = "one computation" if not rule.varies_by_seed else f"{n} seed{'s' if n != 1 else ''}"
-        ax.set_title(f"{r.verdict} ({decided_by}; {unit})", fontsize=10, loc="right", pad=2, color=colour)
-    fig.suptitle("Each claim on its own axis: our seeds (dots), their mean's 95% interval (bar), the paper's\n"
-                 "value (diamond) and its factor band (blue); grey: no difference. Right: the claim holds.",
-                 fontsize=10, x=0.02, ha="left", y=1.0)
+        decided_by = "1 computation" if not rule.varies_by_seed else f"{n} seed{'s' if n != 1 else ''}"
+        ax.set_title(f"{r.verdict}, {decided_by}", fontsize=12, loc="right", pad=2, color=colour)
+    fig.suptitle("Each claim on its own axis (log: log10 of a ratio; else a\ndifference): our seeds (dots), their "
+                 "mean's 95% interval\n(bar), the paper's value (diamond) and its factor band (blue);\ngrey: no "
+                 "difference. To the right: the claim holds.", fontsize=12, x=0.02, ha="left", y=1.0)
     fig.tight_layout(h_pad=0.6)
     return fig
