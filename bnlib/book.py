@@ -150,15 +150,14 @@ class ClaimGroup:
 def _group(name: str, plan: Callable[..., dict[Any, Planned]], grade: Callable[[dict[int, Any]], list[ClaimResult]],
            vgg: bool, more: bool = False) -> ClaimGroup:
     """A group whose runs are one plan function's, fetched seed by seed (cached, else trained) and graded."""
-    def runs_of(s: Setup, seed: int) -> list[Planned]:
-        return list((plan(s.profile, s.dataset, seed) if vgg else plan(s.profile, seed)).values())
+    def planned(s: Setup, seed: int) -> dict[Any, Planned]:
+        return plan(s.profile, s.dataset, seed) if vgg else plan(s.profile, seed)
 
     def graded(s: Setup) -> list[ClaimResult]:
-        return grade({seed: {key: train_planned(one, progress=False) for key, one in
-                             (plan(s.profile, s.dataset, seed) if vgg else plan(s.profile, seed)).items()}
+        return grade({seed: {key: train_planned(one, progress=False) for key, one in planned(s, seed).items()}
                       for seed in s.seeds})
 
-    return ClaimGroup(name, runs_of, graded, more)
+    return ClaimGroup(name, lambda s, seed: list(planned(s, seed).values()), graded, more)
 
 
 CLAIM_GROUPS: dict[str, ClaimGroup] = {g.name: g for g in (

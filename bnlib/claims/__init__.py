@@ -108,7 +108,7 @@ def _side(lo: float, hi: float, margin: float) -> int | None:
     return None
 
 
-def _band(reference_offset: float, rule: Rule) -> tuple[float, float]:
+def band(reference_offset: float, rule: Rule) -> tuple[float, float]:
     """The offsets within the rule's factor of the reference's (ratio of values on the log scale, of offsets on
     the linear one)."""
     if rule.scale == "log":
@@ -150,7 +150,7 @@ def decide(ours: Sequence[float], paper: float | None, rule: Rule, text_value: f
         return Graded(verdict, (lo, hi))
     if reference is None or rule.factor is None or (rule.scale == "linear" and rule.offset(reference) == 0):
         return Graded("reproduced", (lo, hi))
-    low, high = _band(rule.offset(reference), rule)
+    low, high = band(rule.offset(reference), rule)
     if low - 1e-12 <= lo and hi <= high + 1e-12:
         return Graded("reproduced", (lo, hi))
     if hi < low or lo > high:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bnlib.claims import ClaimResult, Rule
+from bnlib.claims import ClaimResult, Rule, band
 
 VERDICT_COLOURS = {"reproduced": "#2e7d32", "partly": "#b8860b", "not reproduced": "#c62828",
                    "inconclusive": "#757575"}
@@ -40,10 +40,7 @@ def scoreboard_figure(results: Sequence[ClaimResult]) -> Figure:
         ax.axvspan(-margin, margin, color="0.85", lw=0) if margin > 0 else ax.axvline(0, color="0.6", lw=1)
         if reference is not None:
             if rule.factor is not None and reference != 0:
-                width = math.log10(rule.factor) if rule.scale == "log" else None
-                band = ((reference - width, reference + width) if width is not None
-                        else tuple(sorted((reference / rule.factor, reference * rule.factor))))
-                ax.axvspan(*band, color="#cfe3f6", lw=0)
+                ax.axvspan(*band(reference, rule), color="#cfe3f6", lw=0)
             ax.plot([reference], [0], "D", color="black", ms=6, zorder=4)
         colour = VERDICT_COLOURS[r.verdict]
         if interval is not None and len(seeds) > 1:
