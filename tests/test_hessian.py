@@ -66,6 +66,41 @@ def test_lanczos_matches_full_hessian(name):
     assert max(abs(few["top_eig"]), abs(few["min_eig"])) == pytest.approx(scale, rel=0.05)
 
 
+def _ritz_by_loop(model, loss_fn, x, y, iters: int, seed: int) -> list[float]:
+    """Textbook Lanczos: Hessian columns from first-order gradients, one vector subtracted at a time."""
+    hess = torch.from_numpy(finite_difference_hessian(model, loss_fn, x, y))
+    v = torch.randn(hess.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    basis, alphas, betas, tops = [v / v.norm()], [], [], []
+    for _ in range(iters):
+        w = hess @ basis[-1]
+        alphas.append(float(w @ basis[-1]))
+        for _ in range(2):
+            for b in basis:
+                w = w - (w @ b) * b
+        tops.append(float(np.linalg.eigvalsh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))[-1]))
+        betas.append(float(w.norm()))
+        basis.append(w / betas[-1])
+    return tops
+
+
+def test_matrix_reorthogonalisation_follows_the_textbook_loop():
+    """The preallocated basis and matrix-product reorthogonalisation give the Ritz values of the
+    vector-by-vector loop after every product (not only at convergence)."""
+    model, loss_fn, x, y = _case("mlp-bn")
+    model.train()
+    trace: list[float] = []
+    lanczos(model, loss_fn, x, y, iters=15, tol=0.0, seed=5, trace=trace)
+    assert len(trace) == 15
+    np.testing.assert_allclose(trace, _ritz_by_loop(model, loss_fn, x, y, 15, seed=5), rtol=1e-6)
+
+
+def test_iteration_cap_below_dimension_stops_cleanly():
+    model, loss_fn, x, y = _case("mlp-bn")
+    model.train()
+    out = lanczos(model, loss_fn, x, y, iters=4, tol=0.0)
+    assert out["iters"] == 4 and not out["converged"]
+
+
 @pytest.mark.parametrize("name", ["dln-none", "mlp-bn"])
 def test_top_only_stopping_rule_bounds_the_error(name):
     """which="top" stops on the top Ritz pair's residual alone: no later than "both", and the top

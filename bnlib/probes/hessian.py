@@ -37,9 +37,12 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
     """Extreme Hessian eigenvalues of the training-mode loss by Lanczos on Hessian-vector products.
 
     Lanczos (full reorthogonalisation) needs far fewer products than power iteration and gives both
-    ends of the spectrum. Iterates until the residual of the extreme Ritz pair(s) named by `which`
-    ("both", or "top") is below `tol` relative to the spectral norm (it bounds the eigenvalue's
-    error), or `iters` products (the cap) are spent. Returns `top_eig`, `min_eig`, the products
+    ends of the spectrum. The basis is one preallocated matrix and each reorthogonalisation is two
+    matrix-vector products (classical Gram-Schmidt, done twice: as accurate as subtracting one vector
+    at a time, and one pass over the basis instead of k on a memory-bound full-width GPU run).
+    Iterates until the residual of the extreme Ritz pair(s) named by `which` ("both", or "top") is
+    below `tol` relative to the spectral norm (it bounds the eigenvalue's error), or `iters` products
+    (the cap) are spent. Returns `top_eig`, `min_eig`, the products
     used, each end's relative residual, the one the stopping rule reads (`rel_residual`) and
     `converged` (False: the cap stopped it); `trace` receives the top Ritz value after every product.
     """
@@ -65,16 +68,18 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
         n = sum(math.prod(s) for s in shapes)
         dtype, device = params[0].dtype, params[0].device
         v = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
-        basis = [v / v.norm()]
+        basis = torch.empty(min(iters, n), n, dtype=dtype, device=device)  # row k: the k-th Lanczos vector
+        basis[0] = v / v.norm()
         alphas: list[float] = []
         betas: list[float] = []
         result: dict[str, Any] = {}
-        for k in range(1, min(iters, n) + 1):
-            w = hvp(basis[-1])
-            alphas.append(float(w @ basis[-1]))
-            for _ in range(2):  # full reorthogonalisation, twice for stability
-                for b in basis:
-                    w = w - (w @ b) * b
+        cap = min(iters, n)
+        for k in range(1, cap + 1):
+            q = basis[:k]
+            w = hvp(q[-1])
+            alphas.append(float(w @ q[-1]))
+            for _ in range(2):  # full reorthogonalisation against every earlier vector, twice for stability
+                w = w - (q @ w) @ q
             beta = float(w.norm())
             theta, s = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
             scale = max(abs(theta[-1]), abs(theta[0]), 1e-30)  # the spectral norm estimate
@@ -86,10 +91,10 @@ def lanczos(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
             result = {"top_eig": float(theta[-1]), "min_eig": float(theta[0]), "iters": k,
                       "rel_residual": float(residual), "top_residual": float(top_res),
                       "min_residual": float(min_res), "converged": bool(residual <= tol or exhausted)}
-            if not math.isfinite(beta) or result["converged"]:
+            if not math.isfinite(beta) or result["converged"] or k == cap:
                 break
             betas.append(beta)
-            basis.append(w / beta)
+            basis[k] = w / beta
     return result
 
 
