@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -188,22 +190,35 @@ class Chapter:
     notebook: str  # chapters/<notebook>.ipynb
     title: str  # the notebook's own title (tests/test_book.py checks they agree)
     check: Callable[[dict[str, Any]], None]  # checks, and removes, the chapter's own parameters
-    plan: Callable[[Setup], list[Planned]] | None = None  # the runs it trains at its default parameters
+    plan: Callable[..., list[Planned]] | None = None  # plan(setup, **its parameters): the runs it trains
     claims: tuple[str, ...] = ()  # the claim groups it grades (CLAIM_GROUPS), on the canonical runs
     reads: Callable[[Setup], list[Planned]] | None = None  # runs it shows but others plan (default: its plan)
+    knobs: str = ""  # the parameters that shrink its plan, named when the plan is long
+
+    def planned(self, s: Setup, **params: Any) -> list[Planned]:
+        """Every run the page needs: its own (at `params`, else its defaults) and those its claim groups grade
+        (at the profile's more seeds too), or the runs it reads."""
+        if self.plan is None:
+            return self.reads(s) if self.reads is not None else []
+        return runs.unique([*self.plan(s, **params), *(run for g in self.claims for run in CLAIM_GROUPS[g].plan(s))])
 
 
 CHAPTERS: dict[int, Chapter] = {c.number: c for c in (
     Chapter(1, "01_ics_distributions", "Does BatchNorm reduce internal covariate shift?", _chapter1,
-            lambda s: distributions.chapter1_plan(*s), ("fig1",)),
+            lambda s, learning_rates=distributions.FIG1_LRS, **_: distributions.chapter1_plan(*s, lrs=learning_rates),
+            ("fig1",)),
     Chapter(2, "02_noise_injection", "The noise-injection test: does distributional stability matter?", _chapter2,
-            lambda s: distributions.chapter2_plan(*s), ("fig2",)),
+            lambda s, lr=distributions.FIG2_LR, noise_scales=distributions.NOISE_SCALES, **_:
+            distributions.chapter2_plan(*s, lr=lr, scales=noise_scales), ("fig2",), knobs="fewer `noise_scales`"),
     Chapter(3, "03_ics_optimization_view", "Internal covariate shift from the optimisation view", _chapter3,
-            lambda s: ics.chapter_plan(*s), ("ics-vgg", "ics-dln")),
+            lambda s, vgg_lrs=ics.VGG_LRS, dln_lrs=ics.DLN_LRS, vgg_layers=ics.VGG_LAYERS, dln_layers=ics.DLN_LAYERS,
+            **_: ics.chapter_plan(*s, vgg_lrs, dln_lrs, vgg_layers, dln_layers), ("ics-vgg", "ics-dln")),
     Chapter(4, "04_landscape_smoothness", "Why BatchNorm works: a smoother loss landscape", _chapter4,
-            lambda s: landscape.chapter_plan(*s), ("landscape-vgg", "landscape-dln")),
+            lambda s, grid_lrs=landscape.GRID_LRS, **_: landscape.chapter_plan(*s, grid_lrs),
+            ("landscape-vgg", "landscape-dln"), knobs="fewer `seeds` or `grid_lrs`"),
     Chapter(5, "05_lp_normalization", "Is it about distributions at all? l$_p$ normalisation", _chapter5,
-            lambda s: lp.chapter_plan(*s), ("lp-vgg", "lp-dln")),
+            lambda s, vgg_lr=lp.VGG_LR, dln_lr=lp.DLN_LR, **_: lp.chapter_plan(*s, vgg_lr, dln_lr),
+            ("lp-vgg", "lp-dln")),
     Chapter(6, "06_theory_checks", "The theory, checked numerically", _chapter6, claims=("theory",)),
     Chapter(7, "07_paper_vs_ours", "The paper's curves beside ours", _no_more, reads=lambda s: book_plan(s)),
     Chapter(8, "08_scaling_down", "Scaling the paper down", _chapter8, reads=lambda s: CHAPTERS[1].plan(s)),
@@ -231,11 +246,42 @@ def setup(number: int, **params: Any) -> Setup:
     return resolved
 
 
+def prepare(number: int, **params: Any) -> Setup:
+    """Chapter `number`'s one setup call, right after its `parameters` cell: check every parameter (`setup`),
+    print what the runtime has and the plan of every run the page needs, train those not cached yet (side by
+    side on all cores), then show the setup line naming the devices the page's runs were made on."""
+    from IPython.display import display
+
+    s = setup(number, **params)
+    c = chapter(number)
+    own = {k: v for k, v in params.items() if k not in ("profile", "dataset", "seeds")}
+    planned = c.planned(s, **own)
+    if planned:
+        plan.show(planned, s.profile, c.knobs)
+        runs.train_all(planned)
+    display(report.show_setup(*s, runs.made_on(planned)))
+    return s
+
+
+def use_drive(folder: str = "bnlib-cache") -> Path:
+    """On Colab: mount Google Drive and keep the run cache in MyDrive/`folder` ($BNLIB_CACHE), so that a
+    reconnected runtime finds the runs and checkpoints that were already computed."""
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+    except ImportError:
+        raise RuntimeError("use_drive() needs Google Colab (google.colab cannot be imported here); elsewhere the "
+                           "run cache is $BNLIB_CACHE, else ~/.cache/bnlib") from None
+    drive.mount("/content/drive")
+    path = Path("/content/drive/MyDrive") / folder
+    os.environ["BNLIB_CACHE"] = str(path)
+    print(f"Run cache: {path} (on Google Drive)")
+    return path
+
+
 def chapter_plans(s: Setup) -> dict[str, list[Planned]]:
     """Each training chapter's runs at its default parameters, in book order, keyed '01', '02', ..., with the runs
     its claim groups are graded on at the profile's more seeds (`ClaimGroup.more`)."""
-    return {f"{c.number:02d}": runs.unique([*c.plan(s), *(run for g in c.claims for run in CLAIM_GROUPS[g].plan(s))])
-            for c in CHAPTERS.values() if c.plan is not None}
+    return {f"{c.number:02d}": c.planned(s) for c in CHAPTERS.values() if c.plan is not None}
 
 
 def book_plan(s: Setup) -> list[Planned]:
@@ -245,9 +291,7 @@ def book_plan(s: Setup) -> list[Planned]:
 
 def made_on(number: int, s: Setup) -> list[str]:
     """The devices the cached runs chapter `number` shows were made on, for its setup line."""
-    c = chapter(number)
-    shown = c.reads or c.plan
-    return runs.made_on(shown(s) if shown is not None else [])
+    return runs.made_on(chapter(number).planned(s))
 
 
 def collect(s: Setup) -> list[ClaimResult]:

@@ -34,7 +34,7 @@ def _check_cell(path: Path) -> str:
 def test_every_chapter_checks_all_its_parameters_right_after_the_parameters_cell(path):
     number = int(path.stem[:2])
     source = _check_cell(path)
-    assert f"book.setup({number}," in source
+    assert f"book.prepare({number}," in source
     params = _parameters(path)
     assert all(f"{name}={name}" in source for name in params), (sorted(params), source)
     book.setup(number, **params)  # the defaults pass

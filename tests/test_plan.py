@@ -125,12 +125,14 @@ TRAINS = re.compile(r"\b(\w+_runs|noise_grid|lr_grid)\(")  # the calls that trai
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_the_plan_is_printed_just_before_the_first_cell_that_trains(path):
+def test_the_plan_is_printed_by_the_one_setup_call_before_any_cell_that_trains(path):
     code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    parameters = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
+    prepare = [i for i, c in enumerate(code) if "book.prepare(" in c.source]
     trains = [i for i, c in enumerate(code) if TRAINS.search(c.source)]
-    plans = [i for i, c in enumerate(code) if "plan.show(" in c.source]
-    expected = [trains[0] - 1] if trains else []  # chapter 6 trains nothing
-    assert plans == expected, f"{path.name}: plan cells at {plans}, training cells at {trains}"
+    assert prepare == [parameters + 1], f"{path.name}: book.prepare at {prepare}, parameters at {parameters}"
+    assert not any("plan.show(" in c.source or "train_all(" in c.source for c in code), "one plan, printed by prepare"
+    assert all(i > prepare[0] for i in trains)
 
 
 def test_the_assumed_meter_counts_flops_and_operations_instead_of_timing():

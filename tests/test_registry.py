@@ -61,3 +61,24 @@ def test_claim_groups_take_more_seeds_only_at_the_books_own_seeds():
     assert all((repr(c), tuple(p.name for p in ps)) in keys for c, ps in landscape.plan(cpu))
     with pytest.raises(BadParameter, match="more_seeds"):
         PROFILES["cpu"].replace(more_seeds=(2, 3))
+
+
+def test_prepare_checks_then_plans_trains_and_shows_the_setup_line_in_that_order(monkeypatch):
+    calls = []
+    monkeypatch.setattr(book.plan, "show",
+                        lambda planned, profile, knobs="": calls.append(("plan", len(planned), knobs)))
+    monkeypatch.setattr(book.runs, "train_all", lambda planned: calls.append(("train", len(planned))))
+    monkeypatch.setattr(book.runs, "made_on", lambda planned: ["Some CPU"])
+    monkeypatch.setattr("IPython.display.display", lambda obj: calls.append(("display", obj.data)))
+    params = {"profile": "smoke", "dataset": "synthetic", "seeds": None}
+    with pytest.raises(BadParameter, match="grid_lrs"):
+        book.prepare(4, **params, grid_lrs=(0.1, 0.1))
+    assert calls == [], "a bad parameter stops before anything is planned or trained"
+    s = book.prepare(4, **params, grid_lrs=(0.1, 1.0))
+    expected = len(book.CHAPTERS[4].planned(s, grid_lrs=(0.1, 1.0)))
+    assert expected < len(book.CHAPTERS[4].planned(s)), "the chapter's own parameters reach its plan"
+    assert calls[:2] == [("plan", expected, "fewer `seeds` or `grid_lrs`"), ("train", expected)]
+    assert calls[2][0] == "display" and "Some CPU" in calls[2][1] and "`smoke`" in calls[2][1]
+    calls.clear()
+    book.prepare(6, **params, draws=None)  # trains nothing: only the setup line
+    assert [c[0] for c in calls] == ["display"]

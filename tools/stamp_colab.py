@@ -1,10 +1,12 @@
-"""Keep the repository URL in ONE place (_config.yml `repository.url`) and copy it where Colab needs it.
+"""Keep the repository URL and the release in ONE place each and copy them where Colab needs them.
 
-Two places use it: each chapter's first code cell, which installs bnlib on Colab (and only there) with
-`pip install "bnlib @ git+URL"`, and the README's table of "Open in Colab" links. The check also wants,
-in every chapter that trains, the commented cell after it that points the run cache at Google Drive.
-After changing the URL in _config.yml, run ``python -m tools.stamp_colab``; ``--check`` only reports
-(tests/test_colab.py runs it).
+The URL lives in _config.yml (`repository.url`), the release in pyproject.toml (`project.version`, tag
+`v<version>`). Three places use them: each chapter's first code cell, which installs bnlib where it is missing
+(a fresh Colab runtime) from that release, `pip install "bnlib @ git+URL@v<version>"`, and holds the commented
+one-line opt-in for the Google Drive run cache; the README's table of "Open in Colab" links; and the branch the
+book's launch buttons open (`repository.branch`). Links and install name the same tag, so a chapter opened on
+Colab runs the library of its own release. After changing the URL or the version, run
+``python -m tools.stamp_colab``; ``--check`` only reports (tools/tests/test_colab.py runs it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from pathlib import Path
 
 import nbformat
 
-_PIP = re.compile(r'"bnlib @ git\+[^"]*"')
+_BRANCH = re.compile(r"^(  branch: ).*$", re.MULTILINE)  # repository.branch in _config.yml
+INSTALL_CELL = """\
+# Setup: bnlib comes with this book's environment. Where it is missing (a fresh Colab runtime), this installs
+# the release the book was built from. On Colab, uncomment the last line to keep the runs on Google Drive.
+import importlib.util
+
+if importlib.util.find_spec("bnlib") is None:
+    !pip install -q {requirement}
+from bnlib import book
+# book.use_drive()  # the run cache on Google Drive: a reconnected runtime picks up where it stopped"""
 _BADGES_START = "<!-- colab-badges:start (written by python -m tools.stamp_colab) -->"
 _BADGES_END = "<!-- colab-badges:end -->"
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -29,9 +40,14 @@ class Repository:
     """The book's repository as _config.yml states it."""
 
     url: str  # e.g. https://github.com/owner/name
-    branch: str
+    version: str  # the release, pyproject.toml's project.version; its tag is v<version>
     path_to_book: str
     colab_url: str  # the Colab front end, e.g. https://colab.research.google.com
+
+    @property
+    def tag(self) -> str:
+        """The release's git tag: what the install cell, the Colab links and the launch buttons name."""
+        return f"v{self.version}"
 
     @property
     def slug(self) -> str:
@@ -42,17 +58,29 @@ class Repository:
         return match.group(1)
 
     def pip_requirement(self) -> str:
-        """What the Colab setup cell installs."""
-        return f'"bnlib @ git+{self.url}"'
+        """What the install cell installs: the release, by its tag."""
+        return f'"bnlib @ git+{self.url}@{self.tag}"'
+
+    def install_cell(self) -> str:
+        """Every chapter's first code cell, exactly."""
+        return INSTALL_CELL.format(requirement=self.pip_requirement())
 
     def colab_link(self, notebook: str) -> str:
-        """The Colab URL that opens `notebook` (a path relative to the book root) from GitHub."""
+        """The Colab URL that opens `notebook` (a path relative to the book root) of the release from GitHub."""
         path = "/".join(p for p in (self.path_to_book.strip("/"), notebook) if p)
-        return f"{self.colab_url.rstrip('/')}/github/{self.slug}/blob/{self.branch}/{path}"
+        return f"{self.colab_url.rstrip('/')}/github/{self.slug}/blob/{self.tag}/{path}"
+
+
+def version(root: Path) -> str:
+    """pyproject.toml's project.version (read by pattern: tomllib needs Python 3.11)."""
+    found = re.search(r'^version = "([^"]+)"$', (root / "pyproject.toml").read_text(), re.MULTILINE)
+    if not found:
+        raise ValueError(f"{root / 'pyproject.toml'} has no version = \"...\" line")
+    return found.group(1)
 
 
 def repository(root: Path) -> Repository:
-    """Read `repository` and `launch_buttons.colab_url` from root/_config.yml."""
+    """Read `repository` and `launch_buttons.colab_url` from root/_config.yml, the version from pyproject.toml."""
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text())
@@ -60,7 +88,7 @@ def repository(root: Path) -> Repository:
     if not repo.get("url"):
         raise ValueError(f"{root / '_config.yml'} has no repository.url")
     colab = (config.get("launch_buttons") or {}).get("colab_url") or "https://colab.research.google.com"
-    return Repository(repo["url"], repo.get("branch", "main"), repo.get("path_to_book", "") or "", colab)
+    return Repository(repo["url"], version(root), repo.get("path_to_book", "") or "", colab)
 
 
 def chapter_notebooks(root: Path) -> list[Path]:
@@ -85,20 +113,9 @@ def chapter_notebooks(root: Path) -> list[Path]:
 
 
 def setup_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The first code cell, if it is the Colab setup cell (it mentions google.colab)."""
+    """The first code cell, if it is the install cell (it installs bnlib with pip)."""
     code = [c for c in nb.cells if c.cell_type == "code"]
-    return code[0] if code and "google.colab" in code[0].source else None
-
-
-def drive_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The code cell right after the setup cell, if it is the commented Google Drive cell (it names BNLIB_CACHE)."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    return code[1] if len(code) > 1 and "BNLIB_CACHE" in code[1].source and "drive.mount" in code[1].source else None
-
-
-def trains(nb: nbformat.NotebookNode) -> bool:
-    """Whether the chapter trains runs: it then prints its plan first (bnlib.plan.show)."""
-    return any(c.cell_type == "code" and "plan.show(" in c.source for c in nb.cells)
+    return code[0] if code and "pip install" in code[0].source else None
 
 
 def title(nb: nbformat.NotebookNode) -> str:
@@ -123,25 +140,21 @@ def badge_table(root: Path, repo: Repository) -> str:
 
 
 def problems(root: Path) -> list[str]:
-    """Everything that disagrees with _config.yml's repository, and training chapters without their (commented)
-    Google Drive cell; empty when all is stamped."""
+    """Everything that disagrees with _config.yml's repository and pyproject.toml's version; empty when all is
+    stamped."""
     repo = repository(root)
     found = []
     for path in chapter_notebooks(root):
-        nb = nbformat.read(path, as_version=4)
-        cell = setup_cell(nb)
+        cell = setup_cell(nbformat.read(path, as_version=4))
         if cell is None:
-            found.append(f"{path.name}: the first code cell is not the Colab setup cell")
-            continue
-        installs = _PIP.findall(cell.source)
-        if installs != [repo.pip_requirement()]:
-            found.append(f"{path.name}: setup cell installs {installs}, expected [{repo.pip_requirement()}]")
-        drive = drive_cell(nb)
-        if trains(nb) and drive is None:
-            found.append(f"{path.name}: trains runs but has no Google Drive cell right after the setup cell")
-        elif drive is not None and any(line.strip() and not line.lstrip().startswith("#")
-                                       for line in drive.source.splitlines()):
-            found.append(f"{path.name}: the Google Drive cell must stay commented (it runs in the book build)")
+            found.append(f"{path.name}: the first code cell is not the install cell")
+        elif cell.source != repo.install_cell():
+            found.append(f"{path.name}: the install cell differs from the stamped one, which installs "
+                         f"{repo.pip_requirement()}")
+    config = (root / "_config.yml").read_text()
+    branches = [m.group(0).split(":", 1)[1].strip() for m in _BRANCH.finditer(config)]
+    if branches != [repo.tag]:
+        found.append(f"_config.yml: repository.branch is {branches}, expected [{repo.tag!r}] (the launch buttons)")
     readme = (root / "README.md").read_text()
     expected = {repo.colab_link(p.relative_to(root).as_posix()) for p in chapter_notebooks(root)}
     linked = set(re.findall(re.escape(repo.colab_url.rstrip("/")) + r"/github/[^)\s\"]+", readme))
@@ -153,19 +166,24 @@ def problems(root: Path) -> list[str]:
 
 
 def stamp(root: Path) -> list[Path]:
-    """Rewrite the setup cells and the README's badge table from _config.yml; returns changed files."""
+    """Rewrite the install cells, the launch buttons' branch and the README's badge table; returns changed files."""
     repo = repository(root)
     changed = []
     for path in chapter_notebooks(root):
         nb = nbformat.read(path, as_version=4)
         cell = setup_cell(nb)
         if cell is None:
-            raise ValueError(f"{path}: the first code cell must be the Colab setup cell (it mentions google.colab)")
-        new = _PIP.sub(repo.pip_requirement(), cell.source)
-        if new != cell.source:
-            cell.source = new
+            raise ValueError(f"{path}: the first code cell must be the install cell (it runs pip install)")
+        if cell.source != repo.install_cell():
+            cell.source = repo.install_cell()
             nbformat.write(nb, path)
             changed.append(path)
+    config_path = root / "_config.yml"
+    config = config_path.read_text()
+    new_config = _BRANCH.sub(lambda m: m.group(1) + repo.tag, config, count=1)
+    if new_config != config:
+        config_path.write_text(new_config)
+        changed.append(config_path)
     readme_path = root / "README.md"
     readme = readme_path.read_text()
     table = badge_table(root, repo)

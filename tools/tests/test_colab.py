@@ -1,23 +1,37 @@
-"""Colab: every chapter installs bnlib there (only there) from the ONE repository URL in _config.yml, and
-the README links every chapter to Colab at that URL (tools.stamp_colab keeps them in step)."""
+"""Colab: every chapter installs bnlib where it is missing, from the release (pyproject's version, tag v<version>)
+at the ONE repository URL in _config.yml; the README's badges and the launch buttons open that same tag
+(tools.stamp_colab keeps them in step)."""
 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import nbformat
 import pytest
 
+import bnlib
+from bnlib import book
 from tools import stamp_colab
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
-def test_the_setup_cells_and_readme_use_the_repository_url_of_config():
+def test_the_install_cells_readme_and_launch_buttons_name_the_release_at_the_repository_url():
     assert stamp_colab.problems(ROOT) == []
+
+
+def test_the_package_version_is_the_release_the_chapters_install():
+    version = stamp_colab.version(ROOT)
+    assert bnlib.__version__ == version
+    requirement = stamp_colab.repository(ROOT).pip_requirement()
+    assert requirement.endswith(f'@v{version}"')
+    assert all(requirement in stamp_colab.setup_cell(nbformat.read(p, as_version=4)).source for p in CHAPTERS)
 
 
 def test_every_chapter_is_reached_from_the_toc():
@@ -26,86 +40,80 @@ def test_every_chapter_is_reached_from_the_toc():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_the_setup_cell_installs_only_on_colab(path):
+def test_the_install_cell_installs_only_where_bnlib_is_missing_and_leaves_drive_commented(path):
     cell = stamp_colab.setup_cell(nbformat.read(path, as_version=4))
-    assert cell is not None, f"{path.name}: the first code cell must be the Colab setup cell"
-    # IPython's `!pip` is not Python: read it as a call so the cell parses, then find where it sits
-    tree = ast.parse(cell.source.replace("!pip", "pip_shell_escape #"))
-    guards = [n for n in ast.walk(tree) if isinstance(n, ast.If) and "google.colab" in ast.unparse(n.test)]
-    assert guards, f"{path.name}: no `if \"google.colab\" in sys.modules:` guard"
-    lines = cell.source.splitlines()
-    pip = [i + 1 for i, line in enumerate(lines) if "pip install" in line]
-    guard = guards[0]
-    assert pip and all(guard.body[0].lineno <= n <= guard.end_lineno for n in pip), \
-        f"{path.name}: pip install runs outside the Colab guard"
+    assert cell is not None, f"{path.name}: the first code cell must be the install cell"
+    # IPython's `!pip` is not Python: read it as a comment so the cell parses, then find where it sits
+    tree = ast.parse(cell.source.replace("!pip", "pass  # pip"))
+    guards = [n for n in ast.walk(tree) if isinstance(n, ast.If) and "find_spec" in ast.unparse(n.test)]
+    assert len(guards) == 1 and "is None" in ast.unparse(guards[0].test)
+    pip = [i + 1 for i, line in enumerate(cell.source.splitlines()) if "pip install" in line]
+    assert pip and all(guards[0].body[0].lineno <= n <= guards[0].end_lineno for n in pip)
+    assert cell.source.splitlines()[-1].startswith("# book.use_drive()"), "the Drive opt-in: one commented line"
 
 
-def test_colab_link_follows_the_book_launch_button_scheme():
-    repo = stamp_colab.Repository("https://github.com/o/r", "dev", "", "https://colab.research.google.com")
-    assert repo.colab_link("chapters/a.ipynb") == "https://colab.research.google.com/github/o/r/blob/dev/chapters/a.ipynb"
-    assert repo.pip_requirement() == '"bnlib @ git+https://github.com/o/r"'
+def test_links_and_install_name_the_same_tag():
+    repo = stamp_colab.Repository("https://github.com/o/r", "2.0.1", "", "https://colab.research.google.com")
+    assert repo.colab_link("chapters/a.ipynb") == \
+        "https://colab.research.google.com/github/o/r/blob/v2.0.1/chapters/a.ipynb"
+    assert repo.pip_requirement() == '"bnlib @ git+https://github.com/o/r@v2.0.1"'
     with pytest.raises(ValueError, match="repository.url"):
-        _ = stamp_colab.Repository("https://gitlab.com/o/r", "main", "", "x").slug
+        _ = stamp_colab.Repository("https://gitlab.com/o/r", "1", "", "x").slug
 
 
-def test_stamp_rewrites_every_place_from_config(tmp_path):
-    """Change the URL in a copy of the book; stamping brings the notebooks and README in line."""
-    for name in ("_config.yml", "_toc.yml", "README.md"):
+def _copy_book(tmp_path: Path) -> None:
+    for name in ("_config.yml", "_toc.yml", "README.md", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "chapters", tmp_path / "chapters", ignore=shutil.ignore_patterns("*.md"))
+
+
+def test_stamp_rewrites_every_place_from_config_and_version(tmp_path):
+    """Change the URL and the version in a copy of the book; stamping brings everything in line."""
+    _copy_book(tmp_path)
     old = stamp_colab.repository(ROOT).url
     new = "https://github.com/someone-else/fork-of-the-book"
     config = tmp_path / "_config.yml"
     config.write_text(config.read_text().replace(old, new))
-    assert stamp_colab.problems(tmp_path), "a changed URL must be reported before stamping"
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'version = "{bnlib.__version__}"', 'version = "9.9.9"', 1))
+    found = stamp_colab.problems(tmp_path)
+    assert any("install cell differs" in f for f in found) and any("repository.branch" in f for f in found)
 
     changed = stamp_colab.stamp(tmp_path)
 
     assert stamp_colab.problems(tmp_path) == []
-    assert tmp_path / "README.md" in changed and len(changed) == len(CHAPTERS) + 1
+    assert {tmp_path / "README.md", config} <= set(changed) and len(changed) == len(CHAPTERS) + 2
     for path in (tmp_path / "chapters").glob("*.ipynb"):
         text = path.read_text()
-        assert f"git+{new}" in text and old not in text
-    readme = (tmp_path / "README.md").read_text()
-    assert "github/someone-else/fork-of-the-book/blob/main/chapters/" in readme
+        assert f"git+{new}@v9.9.9" in text and old not in text
+    assert "github/someone-else/fork-of-the-book/blob/v9.9.9/chapters/" in (tmp_path / "README.md").read_text()
+    assert "branch: v9.9.9" in config.read_text()
     assert stamp_colab.stamp(tmp_path) == [], "stamping twice changes nothing"
 
 
-TRAINING = [p for p in CHAPTERS if stamp_colab.trains(nbformat.read(p, as_version=4))]
-
-
-def test_chapters_that_train_are_the_experiment_chapters_and_the_overlay_chapter():
-    # chapter 7 reads every canonical run (trained there when a reader opens it first, e.g. on Colab)
-    assert [p.name[:2] for p in TRAINING] == ["01", "02", "03", "04", "05", "07", "08"]  # 08: Figure 1 shape check
-
-
-@pytest.mark.parametrize("path", TRAINING, ids=lambda p: p.stem)
-def test_the_drive_cell_sits_between_setup_and_parameters_and_matches_the_readme(path):
-    nb = nbformat.read(path, as_version=4)
-    cell = stamp_colab.drive_cell(nb)
-    assert cell is not None, f"{path.name}: no Google Drive cell right after the setup cell"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[1] is cell and "parameters" in code[2].metadata.get("tags", [])
-    lines = cell.source.splitlines()
-    assert all(line.startswith("#") for line in lines), "the cell must do nothing outside Colab: keep it commented"
-    readme = (ROOT / "README.md").read_text()
-    snippet = readme.split("from google.colab import drive", 1)[1].split("```", 1)[0]
-    wanted = ["from google.colab import drive", *[line for line in snippet.splitlines() if line.strip()]]
-    assert all(f"# {line}" in lines for line in wanted), f"{path.name}: the Drive cell differs from the README's"
-
-
-def test_the_check_reports_a_missing_or_live_drive_cell(tmp_path):
-    for name in ("_config.yml", "_toc.yml", "README.md"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "chapters", tmp_path / "chapters", ignore=shutil.ignore_patterns("*.md"))
-    first, second = (tmp_path / "chapters" / p.name for p in TRAINING[:2])
+def test_the_check_reports_an_edited_install_cell(tmp_path):
+    _copy_book(tmp_path)
+    first = tmp_path / "chapters" / CHAPTERS[0].name
     nb = nbformat.read(first, as_version=4)
-    cell = stamp_colab.drive_cell(nb)
-    cell.source = cell.source.replace("# drive.mount", "drive.mount")
+    cell = stamp_colab.setup_cell(nb)
+    cell.source = cell.source.replace("# book.use_drive()", "book.use_drive()")
     nbformat.write(nb, first)
-    nb = nbformat.read(second, as_version=4)
-    nb.cells.remove(stamp_colab.drive_cell(nb))
-    nbformat.write(nb, second)
-    found = stamp_colab.problems(tmp_path)
-    assert any(first.name in f and "stay commented" in f for f in found)
-    assert any(second.name in f and "no Google Drive cell" in f for f in found)
+    assert any(first.name in f and "install cell differs" in f for f in stamp_colab.problems(tmp_path))
+
+
+def test_use_drive_mounts_and_points_the_cache_there(monkeypatch):
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.delenv("BNLIB_CACHE", raising=False)
+    path = book.use_drive("my-runs")
+    assert mounted == ["/content/drive"] and str(path) == "/content/drive/MyDrive/my-runs"
+    assert os.environ["BNLIB_CACHE"] == str(path)
+
+
+def test_use_drive_outside_colab_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.colab", None)
+    with pytest.raises(RuntimeError, match="needs Google Colab"):
+        book.use_drive()
