@@ -40,7 +40,7 @@ book: venv data
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: venv
-	$(BIN)/ruff check bnlib tests tools
+	$(BIN)/ruff check bnlib tests tools chapters
 	$(BIN)/python -m pytest -q
 
 paper: venv data
@@ -52,7 +52,7 @@ colab: venv
 	$(BIN)/python -m tools.stamp_colab
 
 lint: venv
-	$(BIN)/ruff check bnlib tests tools
+	$(BIN)/ruff check bnlib tests tools chapters
 
 clean:
 	rm -rf _build

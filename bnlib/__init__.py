@@ -5,7 +5,7 @@ import cycle (`tests/test_layers.py` builds the import graph from the source and
 
 1. validators: checks
 2. foundations: store, paper, losses, execution, record, theory, widgets
-3. scales, data and models: profiles, data, models
+3. scales, data and models (and the paper's formulas, beside them): profiles, data, models, formulas
 4. probes: probes
 5. the loop: checkpoint, dln_step, train
 6. the run cache: pool, runs
@@ -13,7 +13,7 @@ import cycle (`tests/test_layers.py` builds the import graph from the source and
 8. statistics shared by experiments, claims and plots: stats
 9. experiments (which runs a figure needs): experiments
 10. claims (graders: they take runs, never fetch them) and their stability across machines: claims, stability
-11. plots and reports: plots, report
+11. plots, tables and reports: plots, tables, report
 12. the chapter registry (what chapter N is; the profile resolved once): book
 
 A package's name stands for all its modules. The `python -m` entry points (`claims/__main__.py`) sit above
