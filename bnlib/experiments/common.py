@@ -15,8 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from bnlib import runs
+import torch
+from torch import nn
+
+from bnlib import runs, train
+from bnlib.losses import Loss
 from bnlib.models import NoiseConfig
 from bnlib.probes import activations, ics, landscape
 from bnlib.probes.base import Probe
@@ -91,6 +96,29 @@ def dln_config(profile: Profile, norm: str, lr: float, seed: int = 0,
     """DLN run config (25 x 10x10, full batch of dln_points, paper: 1000 points, 10k steps)."""
     return RunConfig(model="dln", norm=norm, lr=lr, steps=steps or profile.dln_steps, dln_points=profile.dln_points,
                      seed=seed, eval_every=max(1, profile.dln_probe_every))
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    """A run's state at step 0, before any update: what its step-0 probe records were measured on."""
+
+    model: nn.Module  # the seeded initialisation, in training mode (batch statistics), on the CPU
+    x: torch.Tensor  # step 0's batch (the DLN: all its points)
+    y: torch.Tensor
+    loss_fn: Loss
+    config: RunConfig
+
+
+def first_step(run: Run | dict[str, Any]) -> FirstStep:
+    """Rebuild `run`'s step 0 exactly from its config: the seeded model and the first batch, as the training loop
+    makes them (in the default memory layout; the run itself may have trained channels-last). The chapters'
+    by-hand cells recompute a probe's quantity from it and compare with the run's step-0 record."""
+    stored = dict(Run.of(run).config)
+    config = RunConfig(**{**stored, "noise": NoiseConfig(**stored["noise"])})
+    task = train.build_task(config, "cpu")
+    n = len(task.x_train)
+    idx = train.batch_indices(n, config.batch_size if config.model == "vgg" else n, 0, config.seed, task.x_train.device)
+    return FirstStep(task.model.train(), task.x_train[idx], task.y_train[idx], task.loss_fn, config)
 
 
 def default_probes(profile: Profile, model: str) -> list[Probe]:
