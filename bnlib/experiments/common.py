@@ -13,7 +13,8 @@ a chapter can say what it will train (bnlib.plan) from the same source that trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from bnlib import runs, train
+from bnlib.execution import prepare_execution
 from bnlib.losses import Loss
 from bnlib.models import NoiseConfig
 from bnlib.probes import activations, ics, landscape
@@ -109,16 +111,27 @@ class FirstStep:
     config: RunConfig
 
 
-def first_step(run: Run | dict[str, Any]) -> FirstStep:
-    """Rebuild `run`'s step 0 exactly from its config: the seeded model and the first batch, as the training loop
-    makes them (in the default memory layout; the run itself may have trained channels-last). The chapters'
+@contextlib.contextmanager
+def first_step(run: Run | dict[str, Any]) -> Iterator[FirstStep]:
+    """`run`'s step 0, rebuilt exactly from its config (the seeded model and the first batch, as the training loop
+    makes them) in its recorded memory layout, with torch's thread count set to the run's while inside (restored
+    after): the same kernels, summing in the same order, on the same machine give the same bits. The chapters'
     by-hand cells recompute a probe's quantity from it and compare with the run's step-0 record."""
-    stored = dict(Run.of(run).config)
+    history = Run.of(run).history
+    stored = dict(history["config"])
     config = RunConfig(**{**stored, "noise": NoiseConfig(**stored["noise"])})
     task = train.build_task(config, "cpu")
-    n = len(task.x_train)
-    idx = train.batch_indices(n, config.batch_size if config.model == "vgg" else n, 0, config.seed, task.x_train.device)
-    return FirstStep(task.model.train(), task.x_train[idx], task.y_train[idx], task.loss_fn, config)
+    layout = {"channels_last": bool(history["execution"].get("channels_last")) and config.model == "vgg",
+              "compile": False}
+    model, x_train, _ = prepare_execution(task.model, task.x_train, layout)
+    n = len(x_train)
+    idx = train.batch_indices(n, config.batch_size if config.model == "vgg" else n, 0, config.seed, x_train.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(history["execution"].get("threads", threads))
+    try:
+        yield FirstStep(model.train(), x_train[idx], task.y_train[idx], task.loss_fn, config)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def default_probes(profile: Profile, model: str) -> list[Probe]:
