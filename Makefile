@@ -12,7 +12,7 @@ export BNLIB_CACHE ?= $(CURDIR)/.bnlib-cache
 
 PROFILE ?= paper
 
-.PHONY: book test venv data lint clean paper colab
+.PHONY: book test venv data lint clean paper colab linkcheck
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ paper: venv data
 # After changing repository.url in _config.yml: copy it into the chapters' Colab cells and the README.
 colab: venv
 	$(BIN)/python -m tools.stamp_colab
+
+# Every internal link and anchor of the built book resolves (external ones are listed, not followed: offline).
+linkcheck: venv
+	$(BIN)/python -m tools.linkcheck _build/html
 
 lint: venv
 	$(BIN)/ruff check bnlib tests tools chapters

@@ -48,9 +48,13 @@ class Setup(NamedTuple):
     seeds: tuple[int, ...]
 
 
+DATASET_ENV = "BNLIB_DATASET"  # what `dataset="auto"` means in a build that names its data (the site's workflow)
+
+
 def common(profile: Any = None, dataset: Any = "auto", seeds: Any = None) -> Setup:
     """The parameters every chapter has, checked and resolved: `profile` None ($BNLIB_PROFILE, else by hardware),
-    a name or a Profile; `seeds` None (the profile's) or distinct seeds."""
+    a name or a Profile; `dataset` "auto" ($BNLIB_DATASET when set, else the first available) or a name; `seeds`
+    None (the profile's) or distinct seeds."""
     if profile is not None and not isinstance(profile, (str, Profile)):
         raise BadParameter(f"profile must be None or one of {sorted(PROFILES)}, got {profile!r} "
                            f"({type(profile).__name__})")
@@ -59,6 +63,8 @@ def common(profile: Any = None, dataset: Any = "auto", seeds: Any = None) -> Set
     except ValueError as err:
         raise BadParameter(f"profile: {err}") from None
     checks.check_choice("dataset", dataset, DATASETS)
+    if dataset == "auto" and os.environ.get(DATASET_ENV):
+        dataset = checks.check_choice(f"${DATASET_ENV}", os.environ[DATASET_ENV], DATASETS[1:])
     return Setup(resolved, dataset, resolved.seeds if seeds is None else checks.check_seeds("seeds", seeds))
 
 

@@ -29,8 +29,8 @@ def from_units(z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def batchnorm(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """BatchNorm in training mode: z = gamma (y - mu) / sqrt(sigma^2 + eps) + beta, with the batch's mean mu
-    and its biased variance sigma^2 = (1/m) sum_i (y_ij - mu_j)^2."""
+    """BatchNorm in training mode: ``z = gamma (y - mu) / sqrt(sigma^2 + eps) + beta``, with the batch's mean mu
+    and its biased variance ``sigma^2 = (1/m) sum_i (y_ij - mu_j)^2``."""
     units = by_unit(y)
     mu = units.mean(dim=1, keepdim=True)
     var = ((units - mu) ** 2).mean(dim=1, keepdim=True)
@@ -39,8 +39,8 @@ def batchnorm(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: flo
 
 
 def algorithm1_draws(a: torch.Tensor, noise: NoiseConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Algorithm 1's random draws for activations `a`: per unit, mu_j ~ U(-n_mu, n_mu) and
-    sigma_j ~ U(1, n_sigma); per entry, m_ij ~ U(mu_j - r_mu, mu_j + r_mu) and s_ij ~ N(sigma_j, r_sigma^2).
+    """Algorithm 1's random draws for activations `a`: per unit, ``mu_j ~ U(-n_mu, n_mu)`` and
+    ``sigma_j ~ U(1, n_sigma)``; per entry, ``m_ij ~ U(mu_j - r_mu, mu_j + r_mu)`` and ``s_ij ~ N(sigma_j, r_sigma^2)``.
     Returns (m, s), shaped like `a`; drawn in the order `models.inject_noise` draws them."""
     view = (1, a.shape[1]) + (1,) * (a.dim() - 2)
     mu = torch.empty(a.shape[1], device=a.device).uniform_(-noise.n_mu, noise.n_mu).view(view)
@@ -51,23 +51,23 @@ def algorithm1_draws(a: torch.Tensor, noise: NoiseConfig) -> tuple[torch.Tensor,
 
 
 def algorithm1(a: torch.Tensor, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Algorithm 1's injection: a_ij <- s_ij a_ij + m_ij."""
+    """Algorithm 1's injection: ``a_ij <- s_ij a_ij + m_ij``."""
     return s * a + m
 
 
 def noisy_batchnorm(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, m: torch.Tensor, s: torch.Tensor,
                     eps: float = 1e-5) -> torch.Tensor:
     """Noisy BN (Section 2.1): the normalised y_hat gets Algorithm 1's noise, then the affine map:
-    z = gamma (s * y_hat + m) + beta."""
+    ``z = gamma (s * y_hat + m) + beta``."""
     y_hat = batchnorm(y, torch.ones_like(gamma), torch.zeros_like(beta), eps)
     shape = (1, y.shape[1]) + (1,) * (y.dim() - 2)
     return gamma.view(shape) * algorithm1(y_hat, m, s) + beta.view(shape)
 
 
 def lp_norm(y: torch.Tensor, p: float, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Section 3.3's l_p normalisation in training mode: z = gamma (y - mu) / (s_p + eps) + beta, with
-    s_p = ((1/m) sum_i |y_ij|^p)^(1/p) for p = 1, 2 and s_inf = max_i |y_ij|, taken on y before the mean is
-    removed."""
+    """Section 3.3's l_p normalisation in training mode: ``z = gamma (y - mu) / (s_p + eps) + beta``, with
+    ``s_p = ((1/m) sum_i |y_ij|^p)^(1/p)`` for p = 1, 2 and ``s_inf = max_i |y_ij|``, taken on y before the mean
+    is removed."""
     units = by_unit(y)
     mu = units.mean(dim=1, keepdim=True)
     if p == float("inf"):

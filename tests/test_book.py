@@ -122,6 +122,22 @@ def test_the_book_builds_without_warnings():
 
 
 @pytest.mark.slow
+def test_every_built_page_says_what_built_it_links_to_the_issues_and_resolves_its_links():
+    from tools import linkcheck
+
+    result, html = built_book()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    profile = os.environ.get("BNLIB_PROFILE", "smoke")
+    for page in [html / "index.html", *(html / "chapters" / f"{p.stem}.html" for p in CHAPTERS)]:
+        text = page.read_text()
+        assert f"from commit {short.strip()}" in text and f"profile <code>{profile}</code>" in text, page.name
+        assert "how-does-batchnorm-help/issues" in text, f"{page.name}: no issue button"
+    report = linkcheck.check(html)
+    assert report.broken == [], report.broken[:10]
+
+
+@pytest.mark.slow
 def test_the_landing_page_shows_the_computed_scoreboard():
     result, html = built_book()
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]

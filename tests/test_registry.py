@@ -82,3 +82,12 @@ def test_prepare_checks_then_plans_trains_and_shows_the_setup_line_in_that_order
     calls.clear()
     book.prepare(6, **params, draws=None)  # trains nothing: only the setup line
     assert [c[0] for c in calls] == ["display"]
+
+
+def test_bnlib_dataset_names_what_auto_means(monkeypatch):
+    monkeypatch.setenv("BNLIB_DATASET", "synthetic")
+    assert book.common("smoke", "auto").dataset == "synthetic"
+    assert book.common("smoke", "fashion-mnist").dataset == "fashion-mnist"  # a named dataset wins
+    monkeypatch.setenv("BNLIB_DATASET", "mnist")
+    with pytest.raises(BadParameter, match=r"unknown \$BNLIB_DATASET 'mnist'"):
+        book.common("smoke", "auto")

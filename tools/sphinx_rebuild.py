@@ -18,7 +18,7 @@ from typing import Any
 import bnlib
 
 PACKAGE = Path(bnlib.__file__).resolve().parent  # the installed library the pages import, not this folder
-ENVIRONMENT = ("BNLIB_PROFILE", "BNLIB_CACHE")
+ENVIRONMENT = ("BNLIB_PROFILE", "BNLIB_CACHE", "BNLIB_DATASET")
 
 
 def fingerprint() -> str:
