@@ -38,6 +38,17 @@ def show_setup(profile: Profile, dataset: str, seeds: Sequence[int], made_on: Se
 # ---- claims: the one place they are rendered (HTML for the pages, Markdown and text elsewhere) ----
 
 _COLOURS = {"reproduced": "#d8f0d8", "partly": "#fff2c6", "not reproduced": "#f8d4d4", "inconclusive": "#e6e6e6"}
+_VERDICT_TEXT = "#1a1a1a"  # the verdict cells keep their pastel in the theme's dark mode: their text stays dark
+# The book's theme draws HTML outputs on a light panel in dark mode too, but colours inline code and links for a
+# dark page (pink, light blue: about 1:1 and 2:1 on that panel). Ours take the panel's own text colour instead,
+# links underlined, so they read in light and dark mode alike (tests/test_browser.py measures it).
+_OUTPUT_STYLE = ("<style>.bnlib-out code{color:inherit;background:rgba(127,127,127,.15)}"
+                 ".bnlib-out a{color:inherit;text-decoration:underline}</style>")
+
+
+def styled(body: str) -> str:
+    """`body` (HTML) in the container whose inline code and links keep the output's text colour."""
+    return f'{_OUTPUT_STYLE}<div class="bnlib-out">{body}</div>'
 
 
 def number(value: float | None) -> str:
@@ -96,11 +107,11 @@ def claims_html(results: Sequence[Any], link_prefix: str | None = None) -> str:
             f"<tr><td>{html.escape(r.claim)}<br><small><code>{html.escape(r.id)}</code>: "
             f"{html.escape(r.statistic)}</small></td><td>{html.escape(r.figure)}</td>"
             f"<td>{html.escape(ours_text(r))}{interval}</td><td>{html.escape(paper_text(r))}</td>"
-            f'<td style="background:{_COLOURS[r.verdict]}"><b>{html.escape(r.verdict)}</b>'
+            f'<td style="background:{_COLOURS[r.verdict]};color:{_VERDICT_TEXT}"><b>{html.escape(r.verdict)}</b>'
             f"<br><small>{html.escape(verdict_text(r).split(', ', 1)[1])}</small>{why}</td>"
             f"<td>{bears}</td>{chapter}</tr>")
-    return (f'<div style="overflow-x:auto"><table class="bnlib-claims" style="font-size:0.85em;width:100%">'
-            f'{head}{"".join(rows)}</table></div>')
+    return styled(f'<div style="overflow-x:auto"><table class="bnlib-claims" style="font-size:0.85em;width:100%">'
+                  f'{head}{"".join(rows)}</table></div>')
 
 
 def claims_text(results: Sequence[Any]) -> str:
@@ -161,8 +172,8 @@ def scoreboard_html(results: Sequence[Any], profile: Profile, dataset: str, seed
         f"<p><b>{len(results)} claims checked:</b> {html.escape(counts)}. "
         f"On {against} of them the paper's own plotted data does not bear out its text.</p>",
         f"<p>{stability_text(*stability)}</p>"])
-    return head, "\n".join([claims_html(results, link_prefix),
-                            f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds, made_on))}</p>"])
+    return styled(head), "\n".join([claims_html(results, link_prefix), styled(
+        f"<p>{_markdown_inline(setup_summary(profile, dataset, seeds, made_on))}</p>")])
 
 
 def claims_markdown(results: Sequence[Any]) -> Any:

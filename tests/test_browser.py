@@ -119,3 +119,51 @@ def test_the_chapters_controls_work_in_the_built_book(chapter, browser, tmp_path
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     check_stepper_moves(browser, html / "chapters" / f"{chapter.stem}.html", tmp_path)
 
+
+
+# WCAG contrast of every text element matched by `selector` against the background it is drawn on (the first
+# ancestor with an opaque background), as [text, ratio] pairs
+_CONTRAST_JS = """
+function rgba(c) { const p = c.match(/[\\d.]+/g).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; }
+function background(el) {
+  for (; el; el = el.parentElement) { const c = rgba(getComputedStyle(el).backgroundColor); if (c[3] > 0.5) return c; }
+  return [255, 255, 255, 1];
+}
+function lum(c) {
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+}
+function ratio(a, b) { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); }
+return Array.from(document.querySelectorAll(arguments[0]))
+  .filter(e => e.offsetParent !== null && Array.from(e.childNodes).some(n => n.nodeType === 3 && n.textContent.trim()))
+  .map(e => [e.textContent.trim().slice(0, 40), ratio(rgba(getComputedStyle(e).color), background(e))]);
+"""
+SCOREBOARD_TEXT = ".bnlib-out td, .bnlib-out th, .bnlib-out small, .bnlib-out b, .bnlib-out p, .bnlib-out a, " \
+                  ".bnlib-out code"
+STEPPER_TEXT = ".bnlib-stepper label, .bnlib-stepper-value"
+
+
+def contrast(driver, page: Path, selector: str, theme: str) -> list[tuple[str, float]]:
+    """Open `page` in the theme's `theme` mode ("light" or "dark", as its switch stores it) and measure."""
+    driver.get(page.as_uri())
+    driver.execute_script("localStorage.setItem('theme', arguments[0]); localStorage.setItem('mode', arguments[0]);"
+                          "document.documentElement.dataset.theme = arguments[0];"
+                          "document.documentElement.dataset.mode = arguments[0];", theme)
+    assert driver.execute_script("return document.documentElement.dataset.theme") == theme
+    return driver.execute_script(_CONTRAST_JS, selector)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_scoreboard_and_the_steppers_are_legible_in_light_and_dark_mode(theme, browser):
+    """WCAG AA for body text: a contrast of at least 4.5:1 against the background actually drawn behind it."""
+    result, html = built_book()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    board = contrast(browser, html / "index.html", SCOREBOARD_TEXT, theme)
+    stepper_page = next(p for p in CHAPTERS if _calls_stepper(p))
+    steppers = contrast(browser, html / "chapters" / f"{stepper_page.stem}.html", STEPPER_TEXT, theme)
+    assert len(board) > 20 and steppers, (len(board), steppers)
+    low = [(text, round(r, 2)) for text, r in board + steppers if r < 4.5]
+    assert not low, f"{theme} mode: text below 4.5:1 contrast: {low[:10]}"
+    background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert (background in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")) == (theme == "light"), background
