@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,9 @@ def _check_cell(path: Path) -> str:
 def test_every_chapter_checks_all_its_parameters_right_after_the_parameters_cell(path):
     number = int(path.stem[:2])
     source = _check_cell(path)
-    assert f"book.prepare({number}," in source
+    calls = [n for n in ast.walk(ast.parse(source))
+             if isinstance(n, ast.Call) and ast.unparse(n.func) == "book.prepare"]
+    assert len(calls) == 1 and ast.literal_eval(calls[0].args[0]) == number, source
     params = _parameters(path)
     assert all(f"{name}={name}" in source for name in params), (sorted(params), source)
     book.setup(number, **params)  # the defaults pass

@@ -42,8 +42,7 @@ def banner(root: Path, today: datetime.date | None = None) -> str:
         setup = book.common(None, "auto")
         dataset = data.resolve_name(setup.dataset)
     day = (today or datetime.datetime.now(datetime.timezone.utc).date()).isoformat()
-    return (f"Built {day} from commit {commit(root)}: profile <code>{setup.profile.name}</code>, "
-            f"VGG runs on {dataset}")
+    return f"Built {day} from commit {commit(root)}: profile {setup.profile.name}, VGG runs on {dataset}"
 
 
 def _announce(app: Any, config: Any) -> None:

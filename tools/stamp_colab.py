@@ -22,14 +22,16 @@ import nbformat
 
 _BRANCH = re.compile(r"^(  branch: ).*$", re.MULTILINE)  # repository.branch in _config.yml
 INSTALL_CELL = """\
-# Setup: bnlib comes with this book's environment. Where it is missing (a fresh Colab runtime), this installs
-# the release the book was built from. On Colab, uncomment the last line to keep the runs on Google Drive.
+# Setup. Where bnlib is missing (a fresh Colab runtime), install the release
+# this book was built from. On Colab, uncomment the last line to keep the runs
+# on Google Drive: a reconnected runtime then picks up where it stopped.
 import importlib.util
 
 if importlib.util.find_spec("bnlib") is None:
     !pip install -q {requirement}
 from bnlib import book
-# book.use_drive()  # the run cache on Google Drive: a reconnected runtime picks up where it stopped"""
+# book.use_drive()"""
+INSTALL_TAGS = ["remove-cell"]  # runs everywhere, shown in Colab and Jupyter, not on the book's pages
 _BADGES_START = "<!-- colab-badges:start (written by python -m tools.stamp_colab) -->"
 _BADGES_END = "<!-- colab-badges:end -->"
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -148,9 +150,9 @@ def problems(root: Path) -> list[str]:
         cell = setup_cell(nbformat.read(path, as_version=4))
         if cell is None:
             found.append(f"{path.name}: the first code cell is not the install cell")
-        elif cell.source != repo.install_cell():
-            found.append(f"{path.name}: the install cell differs from the stamped one, which installs "
-                         f"{repo.pip_requirement()}")
+        elif cell.source != repo.install_cell() or cell.metadata.get("tags") != INSTALL_TAGS:
+            found.append(f"{path.name}: the install cell differs from the stamped one (tags {INSTALL_TAGS}), which "
+                         f"installs {repo.pip_requirement()}")
     config = (root / "_config.yml").read_text()
     branches = [m.group(0).split(":", 1)[1].strip() for m in _BRANCH.finditer(config)]
     if branches != [repo.tag]:
@@ -174,8 +176,9 @@ def stamp(root: Path) -> list[Path]:
         cell = setup_cell(nb)
         if cell is None:
             raise ValueError(f"{path}: the first code cell must be the install cell (it runs pip install)")
-        if cell.source != repo.install_cell():
+        if cell.source != repo.install_cell() or cell.metadata.get("tags") != INSTALL_TAGS:
             cell.source = repo.install_cell()
+            cell.metadata["tags"] = list(INSTALL_TAGS)
             nbformat.write(nb, path)
             changed.append(path)
     config_path = root / "_config.yml"

@@ -49,7 +49,8 @@ def test_the_install_cell_installs_only_where_bnlib_is_missing_and_leaves_drive_
     assert len(guards) == 1 and "is None" in ast.unparse(guards[0].test)
     pip = [i + 1 for i, line in enumerate(cell.source.splitlines()) if "pip install" in line]
     assert pip and all(guards[0].body[0].lineno <= n <= guards[0].end_lineno for n in pip)
-    assert cell.source.splitlines()[-1].startswith("# book.use_drive()"), "the Drive opt-in: one commented line"
+    assert cell.source.splitlines()[-1] == "# book.use_drive()", "the Drive opt-in: one commented line"
+    assert cell.metadata.get("tags") == ["remove-cell"], "plumbing: not on the book's pages"
 
 
 def test_links_and_install_name_the_same_tag():

@@ -32,4 +32,4 @@ def test_banner_names_profile_dataset_and_date(tmp_path, monkeypatch):
     monkeypatch.setenv("BNLIB_DATASET", "synthetic")
     monkeypatch.setenv("GITHUB_SHA", "abcdef0123")
     text = sphinx_provenance.banner(tmp_path, datetime.date(2026, 12, 6))
-    assert text == "Built 2026-12-06 from commit abcdef0: profile <code>smoke</code>, VGG runs on synthetic"
+    assert text == "Built 2026-12-06 from commit abcdef0: profile smoke, VGG runs on synthetic"
