@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from bnlib.models import NoiseConfig
+from bnlib.models import NoiseConfig, _unit_view
 
 
 def by_unit(y: torch.Tensor) -> torch.Tensor:
@@ -42,9 +42,8 @@ def algorithm1_draws(a: torch.Tensor, noise: NoiseConfig) -> tuple[torch.Tensor,
     """Algorithm 1's random draws for activations `a`: per unit, ``mu_j ~ U(-n_mu, n_mu)`` and
     ``sigma_j ~ U(1, n_sigma)``; per entry, ``m_ij ~ U(mu_j - r_mu, mu_j + r_mu)`` and ``s_ij ~ N(sigma_j, r_sigma^2)``.
     Returns (m, s), shaped like `a`; drawn in the order `models.inject_noise` draws them."""
-    view = (1, a.shape[1]) + (1,) * (a.dim() - 2)
-    mu = torch.empty(a.shape[1], device=a.device).uniform_(-noise.n_mu, noise.n_mu).view(view)
-    sigma = torch.empty(a.shape[1], device=a.device).uniform_(1, noise.n_sigma).view(view)
+    mu = torch.empty(a.shape[1], device=a.device).uniform_(-noise.n_mu, noise.n_mu).view(_unit_view(a))
+    sigma = torch.empty(a.shape[1], device=a.device).uniform_(1, noise.n_sigma).view(_unit_view(a))
     m = mu + torch.empty_like(a).uniform_(-noise.r_mu, noise.r_mu)
     s = sigma + noise.r_sigma * torch.randn_like(a)
     return m, s
@@ -60,8 +59,7 @@ def noisy_batchnorm(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, m:
     """Noisy BN (Section 2.1): the normalised y_hat gets Algorithm 1's noise, then the affine map:
     ``z = gamma (s * y_hat + m) + beta``."""
     y_hat = batchnorm(y, torch.ones_like(gamma), torch.zeros_like(beta), eps)
-    shape = (1, y.shape[1]) + (1,) * (y.dim() - 2)
-    return gamma.view(shape) * algorithm1(y_hat, m, s) + beta.view(shape)
+    return gamma.view(_unit_view(y)) * algorithm1(y_hat, m, s) + beta.view(_unit_view(y))
 
 
 def lp_norm(y: torch.Tensor, p: float, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
