@@ -4,7 +4,7 @@ Its modules form layers, bottom to top. An import only ever points down or withi
 import cycle (`tests/test_layers.py` builds the import graph from the source and checks both):
 
 1. validators: checks
-2. foundations: store, paper, losses, execution, record, theory, widgets
+2. foundations: store, paper, losses, execution, record, theory, widgets, colab
 3. scales, data and models (and the paper's formulas, beside them): profiles, data, models, formulas
 4. probes: probes
 5. the loop: checkpoint, dln_step, train

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -30,6 +29,7 @@ from bnlib.claims import ics as ics_claims
 from bnlib.claims import landscape as landscape_claims
 from bnlib.claims import lp as lp_claims
 from bnlib.claims import theory as theory_claims
+from bnlib.colab import use_drive  # noqa: F401  (the chapters' first cell calls book.use_drive())
 from bnlib.data import DATASETS
 from bnlib.experiments import distributions, ics, landscape, lp
 from bnlib.experiments.common import train_planned
@@ -269,21 +269,6 @@ def prepare(number: int, **params: Any) -> Setup:
     return s
 
 
-def use_drive(folder: str = "bnlib-cache") -> Path:
-    """On Colab: mount Google Drive and keep the run cache in MyDrive/`folder` ($BNLIB_CACHE), so that a
-    reconnected runtime finds the runs and checkpoints that were already computed."""
-    try:
-        from google.colab import drive  # type: ignore[import-not-found]
-    except ImportError:
-        raise RuntimeError("use_drive() needs Google Colab (google.colab cannot be imported here); elsewhere the "
-                           "run cache is $BNLIB_CACHE, else ~/.cache/bnlib") from None
-    drive.mount("/content/drive")
-    path = Path("/content/drive/MyDrive") / folder
-    os.environ["BNLIB_CACHE"] = str(path)
-    print(f"Run cache: {path} (on Google Drive)")
-    return path
-
-
 def chapter_plans(s: Setup) -> dict[str, list[Planned]]:
     """Each training chapter's runs at its default parameters, in book order, keyed '01', '02', ..., with the runs
     its claim groups are graded on at the profile's more seeds (`ClaimGroup.more`)."""
@@ -293,11 +278,6 @@ def chapter_plans(s: Setup) -> dict[str, list[Planned]]:
 def book_plan(s: Setup) -> list[Planned]:
     """Every run the book's chapters train, once: the canonical runs the scoreboard and chapter 7 read too."""
     return runs.unique(run for planned in chapter_plans(s).values() for run in planned)
-
-
-def made_on(number: int, s: Setup) -> list[str]:
-    """The devices the cached runs chapter `number` shows were made on, for its setup line."""
-    return runs.made_on(chapter(number).planned(s))
 
 
 def collect(s: Setup) -> list[ClaimResult]:
@@ -316,7 +296,7 @@ def scoreboard(profile: Any = None, dataset: Any = "auto", seeds: Any = None, li
     s = common(profile, dataset, seeds)
     results = collect(s)
     rec = stability.record(s.profile.name, s.dataset)
-    head, table = report.scoreboard_html(results, *s, link_prefix=link_prefix, made_on=made_on(7, s),
+    head, table = report.scoreboard_html(results, *s, link_prefix=link_prefix, made_on=runs.made_on(book_plan(s)),
                                          stability=(stability.check(results, rec), rec))
     display(HTML(head))
     fig = scoreboard_figure(results)
