@@ -62,9 +62,9 @@ class Loss:
 
 cross_entropy = Loss("cross-entropy", _cross_entropy, "mean")
 sum_squared_error = Loss("sum of squared errors", _squared_error, "sum")
-BY_MODEL: dict[str, Loss] = {"vgg": cross_entropy, "dln": sum_squared_error}
+BY_MODEL: dict[str, Loss] = {"vgg": cross_entropy, "mlp": cross_entropy, "dln": sum_squared_error}
 
 
 def for_model(model: str) -> Loss:
-    """The loss `model` ("vgg" or "dln") trains on, looked up when a task is built."""
+    """The loss `model` ("vgg", "mlp" or "dln") trains on, looked up when a task is built."""
     return BY_MODEL[model]

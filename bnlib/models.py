@@ -17,6 +17,14 @@ from bnlib import checks
 
 NORMS = ("none", "batch", "noisy", "noise_only", "l1", "l2", "linf")
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# VGG's configurations A, B, D, E (Simonyan & Zisserman 2015) named by their weight layers as that paper counts them
+# (with three classifier layers; ours has one, so VGG-d has d - 3 convolutions): the later-work chapter's depths
+VGG_LAYOUTS = {
+    11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    16: VGG16_LAYOUT,
+    19: (64, 64, "M", 128, 128, "M", *(256,) * 4, "M", *(512,) * 4, "M", *(512,) * 4, "M"),
+}
 
 
 @dataclass(frozen=True)
@@ -190,22 +198,26 @@ def glorot_init(model: nn.Module) -> None:
 
 
 class VGG(PaperNumbered):
-    """CIFAR VGG-16: 13 conv3x3 layers (#1..#13), 5 max-pools, one linear classifier (#14)."""
+    """CIFAR VGG-16: 13 conv3x3 layers (#1..#13), 5 max-pools, one linear classifier (#14); `depth` 11, 13 or 19
+    picks VGG's other configurations (`VGG_LAYOUTS`), with the same stages, pools and classifier."""
 
     def __init__(self, norm: str = "none", width: float = 1.0, in_channels: int = 3, num_classes: int = 10,
-                 noise: NoiseConfig = NoiseConfig()) -> None:
+                 noise: NoiseConfig = NoiseConfig(), depth: int = 16) -> None:
         super().__init__()
         checks.check_choice("norm", norm, NORMS)
         checks.check_number("width", width, 0, checks.WIDTH_MAX, low_open=True)
         checks.check_int("in_channels", in_channels, 1)
         checks.check_int("num_classes", num_classes, 2)
+        if checks.check_int("depth", depth, 11, 19) not in VGG_LAYOUTS:
+            raise checks.BadParameter(f"VGG depth must be one of {list(VGG_LAYOUTS)}, got {depth}")
         check_noise(noise)
+        layout = VGG_LAYOUTS[depth]
         blocks, c = [], in_channels
-        for i, v in enumerate(VGG16_LAYOUT):
+        for i, v in enumerate(layout):
             if v == "M":
                 continue
             out = max(1, round(v * width))
-            pool = nn.MaxPool2d(2) if i + 1 < len(VGG16_LAYOUT) and VGG16_LAYOUT[i + 1] == "M" else None
+            pool = nn.MaxPool2d(2) if i + 1 < len(layout) and layout[i + 1] == "M" else None
             blocks.append(Block(nn.Conv2d(c, out, 3, padding=1), make_norm(norm, out, True, noise), nn.ReLU(), pool))
             c = out
         blocks.append(Block(nn.Sequential(nn.Flatten(), nn.Linear(c, num_classes)), nn.Identity(), nn.Identity()))
@@ -234,3 +246,37 @@ class DLN(PaperNumbered):
                   make_norm(norm, dim, False, noise) if k < depth else nn.Identity(), nn.Identity())
             for k in range(1, depth + 1))
         glorot_init(self)
+
+
+class MLP(PaperNumbered):
+    """A fully connected ReLU network on flattened images (the later-work chapter): `depth` linear layers, the first
+    `depth - 1` of width `width`, each followed by the norm and a ReLU, then the classifier (#depth, no norm).
+
+    He (Kaiming) normal weights, not Glorot: for a ReLU network without a norm they are the initialisation at which
+    signals neither grow nor vanish with depth (the "critical" one of Yang et al. 2019), so that a difference with
+    depth is BatchNorm's, not the initialisation's (with BatchNorm the weights' scale does not matter).
+    """
+
+    def __init__(self, norm: str = "none", depth: int = 8, width: int = 128, in_features: int = 1024,
+                 num_classes: int = 10, noise: NoiseConfig = NoiseConfig()) -> None:
+        super().__init__()
+        checks.check_choice("norm", norm, NORMS)
+        checks.check_int("depth", depth, 2)
+        checks.check_int("width", width, 1)
+        checks.check_int("in_features", in_features, 1)
+        checks.check_int("num_classes", num_classes, 2)
+        check_noise(noise)
+        sizes = [in_features, *(width,) * (depth - 1)]
+        blocks = [Block(nn.Linear(n_in, width), make_norm(norm, width, False, noise), nn.ReLU())
+                  for n_in in sizes[:-1]]
+        blocks.append(Block(nn.Linear(width, num_classes), nn.Identity(), nn.Identity()))
+        blocks[0].layer = nn.Sequential(nn.Flatten(), blocks[0].layer)
+        self.blocks = nn.ModuleList(blocks)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def layer(self, k: int) -> nn.Module:
+        layer = super().layer(k)
+        return layer[1] if isinstance(layer, nn.Sequential) else layer

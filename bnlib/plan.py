@@ -162,7 +162,7 @@ def _measure(config: RunConfig, probes: list[Probe], steps: int, device: torch.d
     layout = execution_options(None, False, device) if config.model == "vgg" else execution_options(False, False)
     model, x_train, _ = prepare_execution(task.model.train(), task.x_train, layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-    n = config.batch_size if config.model == "vgg" else len(x_train)
+    n = config.batch_size if config.on_images else len(x_train)
     idx = batch_indices(len(x_train), n, 0, config.seed, x_train.device)
     x, y = x_train[idx], task.y_train[idx]
 
@@ -202,12 +202,12 @@ def probe_cost(config: RunConfig, probes: Iterable[Probe], meter: Meter = timer,
 def _eval_seconds(config: RunConfig, task: Task, model: torch.nn.Module, meter: Meter) -> float:
     """One evaluation as the loop does it (VGG: the test set and as many training images; DLN: all
     points), timed on a slice of at most EVAL_SLICE images and scaled up."""
-    if config.model == "vgg":
+    if config.on_images:
         xs, ys, total = task.x_test, task.y_test, 2 * len(task.x_test)
     else:
         xs, ys, total = task.x_train, task.y_train, len(task.x_train)
     xs, ys = xs[:EVAL_SLICE], ys[:EVAL_SLICE]
-    return meter(lambda: evaluate(model, task.loss_fn, xs, ys, config.model == "vgg")) * total / len(xs)
+    return meter(lambda: evaluate(model, task.loss_fn, xs, ys, config.on_images)) * total / len(xs)
 
 
 def assumed_cost(config: RunConfig, probes: Iterable[Probe], flops_per_s: float, op_s: float, batch: int = 8,
@@ -229,8 +229,9 @@ def assumed_cost(config: RunConfig, probes: Iterable[Probe], flops_per_s: float,
 def describe_shape(config: RunConfig, cost: Cost) -> str:
     """One line: which shape was timed and what each part costs."""
     c = config
-    what = (f"VGG {c.norm}, width {c.width:g}, batch {c.batch_size}" if c.model == "vgg"
-            else f"DLN {c.norm}, {c.dln_depth} x {c.dln_dim}x{c.dln_dim}, {c.dln_points} points")
+    what = (f"{c.network} {c.norm}, width {c.width:g}, batch {c.batch_size}" if c.model == "vgg"
+            else f"{c.network} {c.norm}, width {c.mlp_width}, batch {c.batch_size}" if c.model == "mlp"
+            else f"{c.network} {c.norm}, {c.dln_depth} x {c.dln_dim}x{c.dln_dim}, {c.dln_points} points")
     probes = ", ".join(f"{name} +{duration(s)}" for name, s in cost.probe_s.items()) or "none"
     return f"{what}: step {duration(cost.step_s)}, evaluation {duration(cost.eval_s)}, probe measurements: {probes}"
 

@@ -59,7 +59,7 @@ def code_fingerprint(probes: Sequence[Probe] = ()) -> str:
 
 def run_key(config: RunConfig, probes: Sequence[Probe] = ()) -> str:
     """The cache key: config (with `auto` dataset resolved) + probe specs + code fingerprint."""
-    if config.model == "vgg":
+    if config.on_images:
         config = config.replace(dataset=bdata.resolve_name(config.dataset))
     payload = {"config": config.as_dict(), "probes": [p.spec() for p in probes], "code": code_fingerprint(probes)}
     text = json.dumps(payload, sort_keys=True, default=str)
@@ -100,7 +100,7 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
     found = cached(config, probes, cache)
     if found is not None:
         return found
-    if config.model == "vgg":
+    if config.on_images:
         config = config.replace(dataset=bdata.resolve_name(config.dataset))
     root = _root(cache)
     key = run_key(config, probes)
@@ -119,7 +119,7 @@ def run(config: RunConfig, probes: Sequence[Probe] = (), device: torch.device | 
 
 def cached(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> dict[str, Any] | None:
     """The run's finished history from the cache, else None (a bad file is moved aside, as `load_result` does)."""
-    if config.model == "vgg":
+    if config.on_images:
         config = config.replace(dataset=bdata.resolve_name(config.dataset))
     key = run_key(config, probes)
     return load_result(_root(cache) / "runs" / f"{key}.pt", key, config)
@@ -164,12 +164,12 @@ def made_on(planned: Iterable[Planned], cache: Path | str | None = None) -> list
 
 def describe(config: RunConfig) -> str:
     """A run in a few words, for the lists a person reads: 'VGG batch lr 0.1 seed 0, 1,800 steps'."""
-    return f"{config.model.upper()} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
+    return f"{config.network} {config.norm} lr {config.lr:g} seed {config.seed}, {config.steps:,} steps"
 
 
 def checkpointed_step(config: RunConfig, probes: Sequence[Probe] = (), cache: Path | str | None = None) -> int | None:
     """The step a run's checkpoint holds (the run resumes there), or None without a usable checkpoint."""
-    if config.model == "vgg":
+    if config.on_images:
         config = config.replace(dataset=bdata.resolve_name(config.dataset))
     state = ckpt.load(_root(cache) / "checkpoints" / f"{run_key(config, probes)}.pt", config.as_dict())
     return None if state is None else state["history"]["steps_done"]

@@ -24,10 +24,10 @@ from bnlib import checkpoint as ckpt
 from bnlib import checks, dln_step, losses
 from bnlib import data as bdata
 from bnlib.execution import exact_numerics, execution_options, keep_freed_memory, prepare_execution, provenance
-from bnlib.models import DLN, NORMS, VGG, NoiseConfig, check_noise
+from bnlib.models import DLN, MLP, NORMS, VGG, VGG_LAYOUTS, NoiseConfig, check_noise
 from bnlib.probes.base import Probe, StepContext, rng_state, set_rng_state
 
-MODELS = ("vgg", "dln")
+MODELS = ("vgg", "dln", "mlp")  # the MLP: the later-work chapter's fully connected network, on images as the VGG
 # A tqdm-like factory (called with total, initial, desc, leave, disable; the bar has update, set_postfix and
 # close), chosen by the caller (bnlib.runs passes bnlib.widgets.progress_bar): the loop knows no front end.
 ProgressBar = Callable[..., Any]
@@ -54,6 +54,9 @@ class RunConfig:
     dln_points: int = 1000
     dln_depth: int = 25
     dln_dim: int = 10
+    vgg_depth: int = 16  # VGG-11, -13, -16 (the paper's) or -19 (bnlib.models.VGG_LAYOUTS)
+    mlp_depth: int = 8  # MLP only: linear layers, the classifier included
+    mlp_width: int = 128
 
     def __post_init__(self) -> None:
         """Check every field up front (a bad value must not train first) and normalise numbers' types."""
@@ -67,14 +70,29 @@ class RunConfig:
                    "seed": checks.check_seed(self.seed),
                    "n_train": checks.check_optional_int("n_train", self.n_train),
                    "n_test": checks.check_optional_int("n_test", self.n_test)}
-        for name in ("steps", "batch_size", "eval_every", "dln_points", "dln_depth", "dln_dim"):
+        for name in ("steps", "batch_size", "eval_every", "dln_points", "dln_depth", "dln_dim", "mlp_width"):
             numbers[name] = checks.check_int(name, getattr(self, name), 1)
+        numbers["mlp_depth"] = checks.check_int("mlp_depth", self.mlp_depth, 2)
+        if checks.check_int("vgg_depth", self.vgg_depth, 11, 19) not in VGG_LAYOUTS:
+            raise checks.BadParameter(f"vgg_depth must be one of {list(VGG_LAYOUTS)}, got {self.vgg_depth}")
         check_noise(self.noise)
-        if self.model == "vgg" and self.n_train is not None and self.batch_size > self.n_train:
+        if self.on_images and self.n_train is not None and self.batch_size > self.n_train:
             raise checks.BadParameter(f"batch_size ({self.batch_size}) must be <= n_train ({self.n_train}): "
                                       f"a batch cannot hold more images than the training set")
         for name, value in numbers.items():
             object.__setattr__(self, name, value)  # 1 -> 1.0 for lr, numpy ints -> int: one cache key per run
+
+    @property
+    def on_images(self) -> bool:
+        """Whether the model classifies images in mini-batches (the VGG, the MLP), not the DLN's regression."""
+        return self.model != "dln"
+
+    @property
+    def network(self) -> str:
+        """The network in a word: "VGG" and "DLN" are the paper's (VGG-16, 25 layers); others name their depth."""
+        depth, paper = {"vgg": (self.vgg_depth, 16), "dln": (self.dln_depth, 25),
+                        "mlp": (self.mlp_depth, None)}[self.model]
+        return self.model.upper() + ("" if depth == paper else f"-{depth}")
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -118,8 +136,13 @@ def build_task(config: RunConfig, device: torch.device | str = "cpu") -> Task:
         raise checks.BadParameter(f"batch_size ({config.batch_size}) must be <= the {len(images.x_train)} training "
                                   f"images of {images.name}: a batch cannot hold more images than the training set")
     torch.manual_seed(config.seed)  # data loading must not shift the init
-    model = VGG(config.norm, config.width, images.channels, images.num_classes, config.noise).to(device)
-    return Task(model, losses.for_model("vgg"), images.x_train, images.y_train, images.x_test, images.y_test,
+    if config.model == "mlp":
+        model = MLP(config.norm, config.mlp_depth, config.mlp_width, images.x_train[0].numel(), images.num_classes,
+                    config.noise).to(device)
+    else:
+        model = VGG(config.norm, config.width, images.channels, images.num_classes, config.noise,
+                    config.vgg_depth).to(device)
+    return Task(model, losses.for_model(config.model), images.x_train, images.y_train, images.x_test, images.y_test,
                 images.name, images.source)
 
 
@@ -183,7 +206,7 @@ class _Loop:
 
     @property
     def classify(self) -> bool:
-        return self.config.model == "vgg"
+        return self.config.on_images
 
     def flush(self, upto: int) -> None:
         """Copy device-side step losses into the history and look for divergence."""

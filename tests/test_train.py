@@ -112,7 +112,7 @@ def test_same_seed_same_initialisation(tiny_vgg):
     ({"steps": 10.0}, r"steps must be an int >= 1, got 10.0 \(float\)"),
     ({"eval_every": True}, r"eval_every must be an int >= 1, got True \(bool\)"),
     ({"norm": "layer"}, "unknown norm 'layer'"),
-    ({"model": "resnet"}, r"unknown model 'resnet' \(str\); allowed: \['vgg', 'dln'\]"),
+    ({"model": "resnet"}, r"unknown model 'resnet' \(str\); allowed: \['vgg', 'dln', 'mlp'\]"),
     ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
     ({"momentum": -1.0}, r"momentum must be a finite number in \[0, 1\)"),
     ({"momentum": float("inf")}, "momentum must be a finite number"),

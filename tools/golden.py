@@ -59,7 +59,9 @@ def digest(history: dict[str, Any]) -> str:
 
 def name(config: Any, probes: list[Any]) -> str:
     """A run's name from its config and probes (stable across code changes, unlike its cache key)."""
-    fields = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    defaults = dataclasses.asdict(type(config)())  # only the fields a run sets: a new field at its default renames none
+    fields = json.dumps({k: v for k, v in dataclasses.asdict(config).items() if v != defaults.get(k, object())},
+                        sort_keys=True, default=str)
     short = hashlib.sha256(fields.encode()).hexdigest()[:8]
     return (f"{config.model} {config.norm} lr {config.lr:g} seed {config.seed} "
             f"[{'/'.join(sorted(p.name for p in probes))}] {short}")
