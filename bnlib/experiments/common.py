@@ -62,6 +62,7 @@ REGISTRY: tuple[Reads, ...] = (
     Reads("fig10", "dln", ("none", "batch"), (1e-6,), ("landscape", "hessian")),  # ch. 4
     Reads("fig5-vgg", "vgg", LP_NORMS, (0.1,), ("activations", "landscape")),  # ch. 5: Figs 5a, 6, 12
     Reads("fig5-dln", "dln", LP_NORMS, (1e-6,), ("landscape",)),  # ch. 5: Figs 5b, 13
+    Reads("outliers", "vgg", ("batch",), (0.1,), ("hessian_running",)),  # ch. 7: the Hessian with running statistics
 )
 FIGURES = {r.figure: r for r in REGISTRY}
 
@@ -127,7 +128,7 @@ def first_step(run: Run | dict[str, Any]) -> Iterator[FirstStep]:
               "compile": False}
     model, x_train, _ = prepare_execution(task.model, task.x_train, layout)
     n = len(x_train)
-    idx = train.batch_indices(n, config.batch_size if config.model == "vgg" else n, 0, config.seed, x_train.device)
+    idx = train.batch_indices(n, config.batch_size if config.on_images else n, 0, config.seed, x_train.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(history["execution"].get("threads", threads))
     try:
