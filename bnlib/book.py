@@ -2,7 +2,7 @@
 trains, the claims it grades), said once, at the top of bnlib's layers.
 
 The chapters' notebooks, `make book`'s pool (`python -m bnlib.book --train`), the plan and cost commands, the
-scoreboard and chapter 7 all read `CHAPTERS`; the list of chapters exists nowhere else. A chapter's first call,
+scoreboard and chapter 8 all read `CHAPTERS`; the list of chapters exists nowhere else. A chapter's first call,
 `setup(N, profile=..., dataset=..., seeds=..., **its parameters)`, checks every parameter (a bad one stops
 there, named) and resolves the profile (a name, or None for $BNLIB_PROFILE, else the hardware) and the seeds
 once, into a `Setup` whose `Profile` object travels down: nothing below this module takes a profile's name.
@@ -27,11 +27,12 @@ from bnlib.claims import ClaimResult
 from bnlib.claims import distributions as distribution_claims
 from bnlib.claims import ics as ics_claims
 from bnlib.claims import landscape as landscape_claims
+from bnlib.claims import later as later_claims
 from bnlib.claims import lp as lp_claims
 from bnlib.claims import theory as theory_claims
 from bnlib.colab import use_drive  # noqa: F401  (the chapters' first cell calls book.use_drive())
 from bnlib.data import DATASETS
-from bnlib.experiments import distributions, ics, landscape, lp
+from bnlib.experiments import distributions, ics, landscape, later, lp
 from bnlib.experiments.common import train_planned
 from bnlib.plots.scoreboard import scoreboard_figure
 from bnlib.probes.base import Probe
@@ -114,7 +115,7 @@ def _chapter6(p: dict[str, Any]) -> None:
     checks.check_optional_int("draws", p.pop("draws"))
 
 
-def _chapter8(p: dict[str, Any]) -> None:
+def _chapter9(p: dict[str, Any]) -> None:
     widths = checks.check_sequence("widths", p.pop("widths"))
     for i, w in enumerate(widths):
         checks.check_number(f"widths[{i}]", w, 0, checks.WIDTH_MAX, low_open=True)
@@ -124,7 +125,7 @@ def _chapter8(p: dict[str, Any]) -> None:
 
 
 def _no_more(p: dict[str, Any]) -> None:
-    """Chapter 7 has only the common parameters."""
+    """Chapters 7 and 8 have only the common parameters."""
 
 
 # --- the claims each chapter grades, in groups: each group's runs for one seed, and its grader over a setup's seeds ---
@@ -183,6 +184,12 @@ CLAIM_GROUPS: dict[str, ClaimGroup] = {g.name: g for g in (
     # chapter 6 trains nothing: its draws are seeded by the first seed
     ClaimGroup("theory", lambda s, seed: [],
                lambda s: theory_claims.claims(theory_claims.default_draws(s.profile), s.seeds[0])),
+    # chapter 7: later work's findings (bnlib.experiments.later); gradients at initialisation are measured, not trained
+    _group("later-depth", later.depth_plan, later_claims.depth_claims, vgg=True),
+    ClaimGroup("later-init", lambda s, seed: [],
+               lambda s: later_claims.init_claims(later.init_table(s.seeds, s.dataset))),
+    _group("later-lr", later.lr_plan, later_claims.lr_claims, vgg=True),
+    _group("later-outliers", landscape.vgg_plan, later_claims.outlier_claims, vgg=True),
 )}
 
 
@@ -226,8 +233,10 @@ CHAPTERS: dict[int, Chapter] = {c.number: c for c in (
             lambda s, vgg_lr=lp.VGG_LR, dln_lr=lp.DLN_LR, **_: lp.chapter_plan(*s, vgg_lr, dln_lr),
             ("lp-vgg", "lp-dln")),
     Chapter(6, "06_theory_checks", "The theory, checked numerically", _chapter6, claims=("theory",)),
-    Chapter(7, "07_paper_vs_ours", "The paper's curves beside ours", _no_more, reads=lambda s: book_plan(s)),
-    Chapter(8, "08_scaling_down", "Scaling the paper down", _chapter8, reads=lambda s: CHAPTERS[1].plan(s)),
+    Chapter(7, "07_later_work", "Past the paper: depth, initialisation and the learning rate", _no_more,
+            lambda s, **_: [], ("later-depth", "later-init", "later-lr", "later-outliers")),
+    Chapter(8, "08_paper_vs_ours", "The paper's curves beside ours", _no_more, reads=lambda s: book_plan(s)),
+    Chapter(9, "09_scaling_down", "Scaling the paper down", _chapter9, reads=lambda s: CHAPTERS[1].plan(s)),
 )}
 
 
@@ -276,7 +285,7 @@ def chapter_plans(s: Setup) -> dict[str, list[Planned]]:
 
 
 def book_plan(s: Setup) -> list[Planned]:
-    """Every run the book's chapters train, once: the canonical runs the scoreboard and chapter 7 read too."""
+    """Every run the book's chapters train, once: the canonical runs the scoreboard and chapter 8 read too."""
     return runs.unique(run for planned in chapter_plans(s).values() for run in planned)
 
 

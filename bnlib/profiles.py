@@ -85,7 +85,7 @@ PROFILES: dict[str, Profile] = {
         eval_every=8, probe_every=8, dln_steps=60, dln_points=200, dln_probe_every=20, widget_steps=8,
     ),
     # 1/8 width and 1,800 steps: the Standard VGG's plateau at Glorot init lasts a seed-dependent few hundred
-    # steps (chapter 08_scaling_down measures it): all six measured seeds at this width passed 50% by step 563
+    # steps (chapter 09_scaling_down measures it): all six measured seeds at this width passed 50% by step 563
     # with the default channels-last layout, but the plain layout took seed 1 to step 1,224 (a heavy tail)
     "cpu": Profile(
         name="cpu", vgg_width=1 / 8, vgg_steps=1800, batch_size=128, n_train=None, n_test=1000,

@@ -28,14 +28,14 @@ CHANCE = 100 * record.CHANCE  # % accuracy of ten classes; a diverged run counts
 PHASES: dict[str, tuple[float, float]] = {
     "early": (0.0, 1 / 15), "mid": (1 / 15, 8 / 15), "late": (8 / 15, 1.0),
     "first half": (0.0, 0.5), "second half": (0.5, 1.0), "first third": (0.0, 1 / 3), "all": (0.0, 1.0),
-    "last tenth": (0.9, 1.0),
+    "last tenth": (0.9, 1.0), "middle half": (0.25, 0.75),
 }
 
 
 # Where "both networks train" begins: the Standard network's training accuracy, averaged over the trailing
 # SMOOTHING of the run, reaches TRAINING %. The paper's Standard VGG (LR 0.1) gets there at step ~1k of 15k,
 # exactly where its Figure 4 gap begins; a small Standard VGG first sits on a plateau at chance for a
-# seed-dependent few hundred steps (chapter 8), and a phase taken as a bare fraction would compare that
+# seed-dependent few hundred steps (chapter 9), and a phase taken as a bare fraction would compare that
 # plateau (flat, hence "smooth") with a BN network that trains.
 TRAINING = 50.0
 SMOOTHING = 1 / 50

@@ -12,7 +12,8 @@ from typing import Any
 
 from bnlib import stats
 from bnlib.claims import distributions as distribution_claims
-from bnlib.experiments import distributions, ics, landscape, lp
+from bnlib.claims import later as later_claims
+from bnlib.experiments import distributions, ics, landscape, later, lp
 from bnlib.plots.distributions import label
 from bnlib.profiles import Profile
 from bnlib.record import Run
@@ -108,7 +109,7 @@ def theorem42_conventions(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def escape_search(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Chapter 8: the plateau search, one row per width and seed (`scaling.search` or `scaling.measured`)."""
+    """Chapter 9: the plateau search, one row per width and seed (`scaling.search` or `scaling.measured`)."""
     def steps(r: Mapping[str, Any], key: str) -> Any:
         return r[key] if r[key] is not None else f"not by {r['steps_run']}"
 
@@ -116,3 +117,45 @@ def escape_search(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
              "steps to 20%": steps(r, "steps_to_20"), "steps to 50%": steps(r, "steps_to_50"),
              "last 25 steps (%)": f"{100 * r['acc_at_end']:.0f}"} for r in rows]
 
+
+
+def later_depth(runs: Mapping[int, Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """Chapter 7, section 1: per family and depth, each seed's Standard / +BN median top Hessian eigenvalue (the
+    ratio the claim reads) and their mean."""
+    per_seed = {seed: {model: later_claims.smoothing_by_depth(r, model) for model in ("vgg", "dln")}
+                for seed, r in runs.items()}
+    return [{"network": f"{name}-{depth}", **{f"seed {seed}": v[model][depth] for seed, v in per_seed.items()},
+             "mean [lowest, highest]": stats.across_seeds([v[model][depth] for v in per_seed.values()])}
+            for model, name, depths in (("vgg", "VGG", later.VGG_DEPTHS), ("dln", "DLN", later.DLN_DEPTHS))
+            for depth in depths]
+
+
+def later_init(table: Mapping[tuple[str, int, int], Any]) -> list[dict[str, Any]]:
+    """Chapter 7, section 2: per MLP depth, each seed's growth of the gradient towards the input
+    (`later.explosion`), Standard and +BN."""
+    seeds = sorted({s for _, _, s in table})
+    return [{"depth": depth, "network": name, **{f"seed {s}": later.explosion(table[name, depth, s]) for s in seeds}}
+            for depth in sorted({d for _, d, _ in table}) for name in later.NORMS]
+
+
+def later_rates(rates: Mapping[int, Mapping[tuple[str, int, str], float]]) -> list[dict[str, Any]]:
+    """Chapter 7, section 3: the largest rate of the grid at which each network trained, seed by seed (NaN: at no
+    rate), and the largest at which every seed did."""
+    first = next(iter(rates.values()))
+    rows = []
+    for model, depth, name in first:
+        values = [r[model, depth, name] for r in rates.values()]
+        every = min(values) if all(v == v for v in values) else float("nan")
+        rows.append({"network": f"{model.upper()}-{depth} {name}",
+                     **{f"seed {seed}": r[model, depth, name] for seed, r in rates.items()}, "in every seed": every})
+    return rows
+
+
+def later_outliers(runs: Mapping[int, Mapping[str, Run]]) -> list[dict[str, Any]]:
+    """Chapter 7, section 4: each seed's outlier ratio (top / RMS eigenvalue, median over the measured steps) of the
+    Standard VGG and of the +BN VGG with batch and with running statistics."""
+    per_seed = {seed: later_claims.outlier_values(r) for seed, r in runs.items()}
+    variants = next(iter(per_seed.values()))
+    return [{"network": variant, **{f"seed {seed}": v[variant] for seed, v in per_seed.items()},
+             "mean [lowest, highest]": stats.across_seeds([v[variant] for v in per_seed.values()])}
+            for variant in variants]

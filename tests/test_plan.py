@@ -159,7 +159,7 @@ def test_spent_says_where_the_training_time_went_chapter_by_chapter(cache):
     history = runs.run(first_config, first_probes, progress=False)
     text = book.spent(setup)
     chapters = [line for line in text.splitlines() if line.startswith("chapter ")]
-    assert [line.split(":")[0] for line in chapters] == [f"chapter 0{n}" for n in range(1, 6)]
+    assert [line.split(":")[0] for line in chapters] == [f"chapter 0{n}" for n in (1, 2, 3, 4, 5, 7)]
     assert chapters[0].endswith(f"{history['seconds']:,.0f} s of training")
     assert f"{history['seconds']:7,.0f} s  VGG {first_config.norm} lr {first_config.lr:g} seed 0" in text
     listed = sum(int(line.split(": ")[1].split()[0]) for line in chapters)

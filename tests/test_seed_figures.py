@@ -1,4 +1,4 @@
-"""Figures and distances drawn from several seeds: chapter 5's l_p figures and chapter 7's overlays must read
+"""Figures and distances drawn from several seeds: chapter 5's l_p figures and chapter 8's overlays must read
 every seed's runs, not the first seed's (each test gives the seeds different values and checks the mean)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The runs chapter 7 sets beside the paper's curves: the canonical runs of chapters 1, 2 and 5 at one seed."""
+"""The runs chapter 8 sets beside the paper's curves: the canonical runs of chapters 1, 2 and 5 at one seed."""
 
 from __future__ import annotations
 
