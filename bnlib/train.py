@@ -89,7 +89,7 @@ class RunConfig:
 
     @property
     def network(self) -> str:
-        """The network in a word: "VGG" and "DLN" are the paper's (VGG-16, 25 layers); others name their depth."""
+        """A word for the network, its depth added where it is not the paper's ("VGG-11", "MLP-8", "DLN-5")."""
         depth, paper = {"vgg": (self.vgg_depth, 16), "dln": (self.dln_depth, 25),
                         "mlp": (self.mlp_depth, None)}[self.model]
         return self.model.upper() + ("" if depth == paper else f"-{depth}")

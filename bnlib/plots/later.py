@@ -86,7 +86,8 @@ def lr_figure(rates: Mapping[int, Mapping[tuple[str, int, str], float]]) -> Figu
             for row in shown:
                 ax.scatter(np.array(depths) * shift, row, color=COLOURS[label], alpha=0.6, s=30)
             every = np.where(np.isfinite(per_seed).all(axis=0), np.nanmin(shown, axis=0), np.nan)
-            ax.plot(np.array(depths) * shift, every, "-", color=COLOURS[label], label=f"{label}: in every seed")
+            ax.plot(np.array(depths) * shift, every, "-", color=COLOURS[label], marker="D", markersize=9,
+                    markerfacecolor="none", label=f"{label}: largest in every seed (dots: each seed)")
         ax.axhline(floor, color="grey", ls=":", lw=1, label="trained at no rate of the grid")
         ax.set(xscale="log", yscale="log", ylim=(floor / 2, max(grid) * 2), xticks=depths, xticklabels=depths,
                xlabel="Depth", ylabel="Largest rate that trains", title=name)
