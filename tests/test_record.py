@@ -47,9 +47,10 @@ def test_a_run_is_a_read_only_mapping_with_probe_records():
     assert len(short.step_acc()) == 5 and not short.diverged and short.steps_done == 5
 
 
-# The probes each canonical run carried before the registry (VGG_READS / DLN_READS): run keys depend on them.
-BEFORE = {("vgg", "none", 0.1): "activations hessian ics landscape", ("vgg", "batch", 0.1): "activations hessian ics "
-          "landscape", ("vgg", "none", 0.5): "activations", ("vgg", "batch", 0.5): "activations",
+# The probes each canonical run carried before the registry (VGG_READS / DLN_READS), and since chapter 7 the +BN VGG's
+# Hessian with running statistics: run keys depend on them.
+BEFORE = {("vgg", "none", 0.1): "activations hessian ics landscape", ("vgg", "batch", 0.1): "activations hessian "
+          "hessian_running ics landscape", ("vgg", "none", 0.5): "activations", ("vgg", "batch", 0.5): "activations",
           ("vgg", "noisy", 0.1): "activations", ("vgg", "noise_only", 0.1): "activations",
           ("vgg", "none", 0.01): "ics", ("vgg", "batch", 0.01): "ics",
           **{("vgg", n, 0.1): "activations landscape" for n in ("l1", "l2", "linf")},
@@ -69,6 +70,8 @@ def test_a_run_outside_the_registry_carries_only_what_its_figure_reads():
     _, probes = common.planned(SMOKE, "fig5-vgg", "none", 0.5)  # canonical (activations) + what Figure 5 reads
     assert [p.name for p in probes] == ["activations", "landscape"]
     _, probes = common.planned(SMOKE, "fig4", "batch", 0.1)
+    assert [p.name for p in probes] == ["activations", "ics", "landscape", "hessian", "hessian_running"]
+    _, probes = common.planned(SMOKE, "fig4", "none", 0.1)  # no running statistics without BatchNorm
     assert [p.name for p in probes] == ["activations", "ics", "landscape", "hessian"]
     with pytest.raises(ValueError, match="figure must be one of"):
         common.planned(SMOKE, "fig99", "none", 0.1)
