@@ -27,7 +27,8 @@ FAMILIES = {"vgg": ("VGG", later.VGG_DEPTHS), "dln": ("Deep linear network", lat
 
 def depth_figure(runs: Mapping[int, Mapping[tuple[str, int, str], Any]]) -> Figure:
     """Section 1: per family, the median top Hessian eigenvalue (solid) and effective beta (dashed) over the middle
-    half of training, against depth, Standard and +BN."""
+    half of training, against depth, Standard and +BN, with 2 / LR dotted: the curvature at which a gradient step of
+    that size stops being stable, where gradient descent tends to hold the top eigenvalue (Cohen et al. 2021)."""
     fig, axes = plt.subplots(2, 1, figsize=(7, 7.6))
     for ax, (model, (name, depths)) in zip(axes, FAMILIES.items(), strict=True):
         for label in later.NORMS:
@@ -41,6 +42,8 @@ def depth_figure(runs: Mapping[int, Mapping[tuple[str, int, str], Any]]) -> Figu
                                                  for d in depths]))
             spread.draw(ax, tops, COLOURS[label], f"{label}: top Hessian eigenvalue", marker="o")
             spread.draw(ax, betas, COLOURS[label], f"{label}: effective beta", "--", marker="s")
+        lr = later.VGG_LR if model == "vgg" else later.DLN_LR
+        ax.axhline(2 / lr, color="grey", ls=":", lw=1.2, label=f"2 / LR = {2 / lr:g}: the edge of stability")
         ax.set(yscale="log", xticks=depths, xlabel="Depth (weight layers)", ylabel="Median, middle half of training",
                title=name)
         ax.legend(fontsize=9)
