@@ -20,4 +20,4 @@ A package's name stands for all its modules. The `python -m` entry points (`clai
 every layer: nothing imports them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
