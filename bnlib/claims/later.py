@@ -102,13 +102,18 @@ def lr_claims(runs: Mapping[int, Mapping[tuple[str, int, str, float], Any]]) -> 
     return out
 
 
-def outlier_ratio(history: Mapping[str, Any], probe: str = "hessian", steps: Any = None) -> float:
-    """The median, over the probe's records at `steps` (all after step 0 when None), of top / rms eigenvalue."""
+def outlier_ratios(history: Mapping[str, Any], probe: str = "hessian",
+                   steps: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, top / rms eigenvalue) of the probe's records at `steps` (all after step 0 when None)."""
     h = hessian_series(dict(history), probe)
-    records = dict(history)["probes"][probe]
-    rms = np.array([r.get("rms_eig", np.nan) for r in records], dtype=float)
+    rms = np.array([r.get("rms_eig", np.nan) for r in dict(history)["probes"][probe]], dtype=float)
     keep = (h["steps"] > 0) if steps is None else np.isin(h["steps"], list(steps))
-    ratios = h["top_eig"][keep] / rms[keep]
+    return h["steps"][keep], h["top_eig"][keep] / rms[keep]
+
+
+def outlier_ratio(history: Mapping[str, Any], probe: str = "hessian", steps: Any = None) -> float:
+    """The median of `outlier_ratios` over its steps (NaN with none)."""
+    ratios = outlier_ratios(history, probe, steps)[1]
     return float(np.median(ratios)) if ratios.size else float("nan")
 
 

@@ -18,7 +18,6 @@ from bnlib.experiments import later
 from bnlib.plots import seeds as spread
 from bnlib.probes.hessian import hessian_series
 from bnlib.stats import landscape_curves, over, total, training_start
-from bnlib.stats import ratio as safe_ratio
 
 COLOURS = {"Standard": "tab:blue", "+BN": "tab:orange", "+BN (batch statistics)": "tab:orange",
            "+BN (running statistics)": "tab:red"}
@@ -108,12 +107,8 @@ def outlier_series(runs: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.nd
     for variant, (name, probe) in {"Standard": ("Standard", "hessian"), "+BN (batch statistics)": ("+BN", "hessian"),
                                    "+BN (running statistics)": ("+BN", "hessian_running")}.items():
         h = hessian_series(runs[name], probe)
-        rms = np.array([r.get("rms_eig", np.nan) for r in runs[name]["probes"][probe]], dtype=float)
-        keep = np.isin(h["steps"], steps)
-        top = h["top_eigs"][keep]
-        out[variant] = (h["steps"][keep], np.array([safe_ratio(t, s) for t, s in zip(h["top_eig"][keep], rms[keep],
-                                                                                       strict=True)]),
-                        top / top[:, :1])
+        top = h["top_eigs"][np.isin(h["steps"], steps)]
+        out[variant] = (*claims.outlier_ratios(runs[name], probe, steps), top / top[:, :1])
     return out
 
 
